@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestFranzProduceConsume(t *testing.T) {
+	b := startBroker(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, b.addr))
+
+	created, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"segment.bytes": kadm.StringPtr("100000")}, "orders")
+	if err != nil || created.Err != nil {
+		t.Fatalf("create topic: %v %v", err, created.Err)
+	}
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "orders"); err == nil {
+		if r, _ := adm.CreateTopic(ctx, 3, 1, nil, "orders"); r.Err == nil {
+			t.Fatal("creating an existing topic succeeded")
+		}
+	}
+
+	const n = 3000
+	prod := newClient(t, b.addr, kgo.DefaultProduceTopic("orders"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	sent := map[string]bool{}
+	for i := 0; i < n; i++ {
+		v := fmt.Sprintf("value-%05d", i)
+		sent[v] = true
+		prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i % 7)), Value: []byte(v)}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ends, err := adm.ListEndOffsets(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != n {
+		t.Fatalf("end offsets sum to %d, want %d", total, n)
+	}
+
+	cons := newClient(t, b.addr, kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := 0
+	for got < n {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !sent[string(r.Value)] {
+				t.Errorf("unexpected record %q at %d/%d", r.Value, r.Partition, r.Offset)
+			}
+			delete(sent, string(r.Value))
+			got++
+		})
+	}
+	if len(sent) != 0 {
+		t.Fatalf("%d records not consumed", len(sent))
+	}
+
+	rc, err := adm.DescribeTopicConfigs(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rc.On("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Configs {
+		if c.Key == "segment.bytes" && (c.MaybeValue() != "100000" || c.Source.String() != "DYNAMIC_TOPIC_CONFIG") {
+			t.Fatalf("segment.bytes described as %v from %v", c.MaybeValue(), c.Source)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+// Command weir runs a Weir broker: a Kafka-compatible broker whose every
+// decision is taken by a deterministic core (core/broker), driven here by the
+// real disk (diskshim) and network (netshim).
+//
+// With no flags it is a one-node broker on 127.0.0.1:9092 with its data in
+// ./weir-data. Configuration uses Apache Kafka's key names, from a
+// server.properties file (--config) and --override key=value flags, with a
+// few flags for the keys set most often.
+package main
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/weirmq/weir/core/broker"
+	"github.com/weirmq/weir/core/config"
+	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/diskshim"
+	"github.com/weirmq/weir/netshim"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "weir:", err)
+		os.Exit(1)
+	}
+}
+
+// overrides collects repeated --override key=value flags.
+type overrides map[string]string
+
+func (o overrides) String() string { return "" }
+
+func (o overrides) Set(kv string) error {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("want key=value, got %q", kv)
+	}
+	o[strings.TrimSpace(k)] = v
+	return nil
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("weir", flag.ContinueOnError)
+	configFile := fs.String("config", "", "a server.properties file with Kafka's config keys")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	set := overrides{}
+	fs.Var(set, "override", "a config key=value, over the file (repeatable)")
+	// Shorthands for the keys set most often; each is the Kafka key with
+	// dashes for dots.
+	for _, key := range []string{"listeners", "advertised.listeners", "log.dirs", "node.id"} {
+		fs.Func(strings.ReplaceAll(key, ".", "-"), "sets "+key, func(v string) error { set[key] = v; return nil })
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	values := map[string]string{}
+	if *configFile != "" {
+		text, err := os.ReadFile(*configFile)
+		if err != nil {
+			return err
+		}
+		props, warnings, err := config.ParseProperties(string(text))
+		if err != nil {
+			return fmt.Errorf("%s: %w", *configFile, err)
+		}
+		for _, w := range warnings {
+			logger.Warn(w, "file", *configFile)
+		}
+		values = props
+	}
+	for k, v := range set {
+		values[k] = v
+	}
+	cfg, unknown, err := config.NewBroker(values)
+	if err != nil {
+		return err
+	}
+	for _, k := range unknown {
+		logger.Warn("unknown config key ignored", "key", k)
+	}
+	return serve(cfg, logger)
+}
+
+func serve(cfg *config.Broker, logger *slog.Logger) error {
+	if len(cfg.LogDirs) != 1 {
+		return fmt.Errorf("log.dirs: Weir serves one log directory for now, got %d", len(cfg.LogDirs))
+	}
+	var listen []string
+	for _, l := range cfg.Listeners {
+		if l.SecurityProtocol != "PLAINTEXT" {
+			return fmt.Errorf("listeners: %s uses %s; only PLAINTEXT is served so far", l.Name, l.SecurityProtocol)
+		}
+		listen = append(listen, l.String()[len(l.Name)+3:]) // NAME://host:port
+	}
+	disk, err := diskshim.New(cfg.LogDirs[0], 8, logger)
+	if err != nil {
+		return err
+	}
+	defer disk.Close()
+	srv, err := netshim.Listen(netshim.Config{
+		Listen:          listen,
+		MaxRequestBytes: cfg.SocketRequestMaxBytes,
+		Supported:       broker.Supported,
+		Logger:          logger,
+		ShutdownTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	advertiseBoundPorts(cfg, srv)
+	node, err := broker.Boot(disk.BootFS(), cfg, randomSeed(), port.Time{WallMs: time.Now().UnixMilli()}, logger)
+	if err != nil {
+		return fmt.Errorf("recovery of %s failed: %w", cfg.LogDirs[0], err)
+	}
+	for _, a := range srv.Addrs() {
+		logger.Info("listening", "addr", a.String(), "data", cfg.LogDirs[0], "node_id", cfg.NodeID)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := srv.Serve(ctx, node, disk); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// advertiseBoundPorts completes advertised listeners as Kafka does: port 0
+// (ephemeral) becomes the port actually bound, and an empty host becomes
+// this machine's host name.
+func advertiseBoundPorts(cfg *config.Broker, srv *netshim.Server) {
+	addrs := srv.Addrs()
+	for i := range cfg.AdvertisedListeners {
+		a := &cfg.AdvertisedListeners[i]
+		if tcp, ok := addrs[min(i, len(addrs)-1)].(*net.TCPAddr); ok && a.Port == 0 {
+			a.Port = tcp.Port
+		}
+		if a.Host == "" {
+			a.Host, _ = os.Hostname()
+		}
+	}
+}
+
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}

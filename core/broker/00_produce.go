@@ -1,0 +1,169 @@
+package broker
+
+// Produce v3-v11 (record batches v2 only).
+//
+// Each partition's records must be exactly one valid batch (core/record
+// validates lengths, CRC32C, offset deltas, timestamps and size). With
+// acks=1 or -1 the answer waits, in the produce purgatory, until the batch is
+// stable: fsynced by default, which is stricter than Kafka (acks=1 there
+// waits for the page cache only); with flush.messages > 1 a topic gets
+// Kafka's behaviour. acks=-1 also requires min.insync.replicas ≤ the ISR
+// (this node alone). A retried idempotent batch gets its original offsets.
+// Transactional batches are refused (INVALID_TXN_STATE) until transactions
+// exist. Per-record errors (v8 record_errors) are not itemised.
+
+import (
+	"errors"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/record"
+)
+
+// pendingProduce is a produce request waiting for its batches to be stable.
+type pendingProduce struct {
+	slot           *slot
+	resp           *kmsg.ProduceResponse
+	waits          []produceWait
+	deadlineMonoNs int64
+}
+
+type produceWait struct {
+	part *partition
+	last int64
+	out  *kmsg.ProduceResponseTopicPartition
+}
+
+func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	pp := &pendingProduce{slot: s, resp: resp, deadlineMonoNs: n.now.MonoNs + int64(req.TimeoutMillis)*1e6}
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		out := &resp.Topics[i]
+		*out = kmsg.NewProduceResponseTopic()
+		out.Topic = rt.Topic
+		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			op := &out.Partitions[j]
+			*op = kmsg.NewProduceResponseTopicPartition()
+			op.Partition = rp.Partition
+			part, last, err := n.produceOne(req, rt.Topic, rp)
+			if err != nil {
+				var ke *kerr.Error
+				if !errors.As(err, &ke) {
+					ke = kerr.UnknownServerError
+				}
+				op.ErrorCode = ke.Code
+				if msg := err.Error(); msg != ke.Message {
+					op.ErrorMessage = &msg
+				}
+				continue
+			}
+			op.BaseOffset = last.base
+			op.LogStartOffset = part.log.StartOffset()
+			if last.logAppendTime {
+				op.LogAppendTime = n.now.WallMs
+			}
+			if last.last >= part.log.StableOffset() {
+				pp.waits = append(pp.waits, produceWait{part: part, last: last.last, out: op})
+			}
+		}
+	}
+	switch {
+	case req.Acks == 0:
+		n.respondNothing(s)
+	case len(pp.waits) == 0:
+		n.respond(s, resp)
+	default:
+		n.produces = append(n.produces, pp)
+	}
+}
+
+type appended struct {
+	base, last    int64
+	logAppendTime bool
+}
+
+// produceOne appends one partition's batch, or says why not.
+func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition) (*partition, appended, error) {
+	var a appended
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+		return nil, a, kerr.InvalidRequiredAcks
+	}
+	t := n.topics.visible(topicName)
+	if t == nil {
+		return nil, a, kerr.UnknownTopicOrPartition
+	}
+	p := t.partition(rp.Partition)
+	if p == nil {
+		return nil, a, kerr.UnknownTopicOrPartition
+	}
+	if n.storageErr != nil {
+		return nil, a, kerr.KafkaStorageError
+	}
+	if req.Acks == -1 && t.cfg.MinInsyncReplicas > 1 {
+		return nil, a, kerr.NotEnoughReplicas
+	}
+	h, err := record.Validate(rp.Records, t.cfg.MaxMessageBytes, n.now.WallMs, timestampDiffMs(t))
+	if err != nil {
+		return nil, a, err
+	}
+	if h.IsTransactional() || req.TransactionID != nil {
+		return nil, a, kerr.InvalidTxnState
+	}
+	a.logAppendTime = t.cfg.MessageTimestampType == "LogAppendTime"
+	res, err := p.log.Append(rp.Records, h, n.now.WallMs, a.logAppendTime)
+	if err != nil {
+		return nil, a, err
+	}
+	n.issue(p, res.Ops)
+	n.queueSync(p)
+	a.base, a.last = res.Base, res.Last
+	return p, a, nil
+}
+
+// timestampDiffMs is the CreateTime tolerance record.Validate enforces;
+// Kafka's default (Long.MAX_VALUE) means none.
+func timestampDiffMs(t *topic) int64 {
+	if d := t.cfg.MessageTimestampDifferenceMaxMs; d >= 0 && d < math.MaxInt64 {
+		return d
+	}
+	return -1
+}
+
+func (n *Node) queueSync(p *partition) {
+	if !p.syncQueued {
+		p.syncQueued = true
+		n.syncing = append(n.syncing, p)
+	}
+}
+
+// advance drops the waits on p that stable now covers and answers the
+// request when none is left; it reports whether it answered.
+func (pp *pendingProduce) advance(n *Node, p *partition, stable int64) bool {
+	kept := pp.waits[:0]
+	for _, w := range pp.waits {
+		if w.part != p || w.last >= stable {
+			kept = append(kept, w)
+		}
+	}
+	pp.waits = kept
+	if len(pp.waits) > 0 {
+		return false
+	}
+	n.respond(pp.slot, pp.resp)
+	return true
+}
+
+// failAll answers the request with err for every partition still waiting.
+// The records may yet become durable: an idempotent retry finds them.
+func (pp *pendingProduce) failAll(n *Node, err *kerr.Error) {
+	for _, w := range pp.waits {
+		w.out.ErrorCode = err.Code
+		w.out.BaseOffset = -1
+	}
+	pp.waits = nil
+	n.respond(pp.slot, pp.resp)
+}

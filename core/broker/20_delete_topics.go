@@ -1,0 +1,84 @@
+package broker
+
+// DeleteTopics v1-v6 (by name, and by topic id from v6).
+//
+// A deleted topic disappears for clients at once; its directories are
+// removed after the metadata change is durable, and the response waits for
+// that, unless timeout_ms is zero.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (n *Node) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	type target struct {
+		name *string
+		id   [16]byte
+	}
+	var targets []target
+	if req.Version >= 6 {
+		for _, t := range req.Topics {
+			targets = append(targets, target{t.Topic, t.TopicID})
+		}
+	} else {
+		for i := range req.TopicNames {
+			targets = append(targets, target{name: &req.TopicNames[i]})
+		}
+	}
+	pending := 1
+	finish := func() {
+		if pending--; pending == 0 {
+			n.respond(s, resp)
+		}
+	}
+	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, len(targets))
+	for i, tg := range targets {
+		out := &resp.Topics[i]
+		*out = kmsg.NewDeleteTopicsResponseTopic()
+		out.Topic, out.TopicID = tg.name, tg.id
+		var t *topic
+		if tg.name != nil {
+			t = n.topics.visible(*tg.name)
+			if t == nil {
+				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+		} else if t = n.topics.visibleByID(tg.id); t == nil {
+			out.ErrorCode = kerr.UnknownTopicID.Code
+			continue
+		}
+		out.Topic, out.TopicID = &t.name, t.id
+		if n.storageErr != nil {
+			out.ErrorCode = kerr.KafkaStorageError.Code
+			continue
+		}
+		pending++
+		n.deleteTopic(t, func(ok bool) {
+			if !ok {
+				out.ErrorCode = kerr.KafkaStorageError.Code
+			}
+			if req.TimeoutMillis > 0 {
+				finish()
+			}
+		})
+		if req.TimeoutMillis <= 0 {
+			pending--
+		}
+	}
+	finish()
+}
+
+func (n *Node) deleteTopic(t *topic, done func(ok bool)) {
+	n.topics.remove(t)
+	n.meta.removeTopic(t.name)
+	n.meta.commit(func(ok bool) {
+		if ok {
+			for _, p := range t.partitions {
+				n.issue(p, p.log.Remove())
+			}
+		}
+		done(ok)
+	})
+}

@@ -1,0 +1,65 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/wire"
+)
+
+// conn keeps a connection's requests in arrival order, because Kafka
+// clients match responses to requests by order: a produce waiting for fsync
+// holds back a metadata response that arrived after it.
+type conn struct {
+	id     port.ConnID
+	remote string
+	closed bool
+	queue  []*slot
+}
+
+// slot is one request awaiting its response.
+type slot struct {
+	conn          *conn
+	correlationID int32
+	key, version  int16
+	clientID      string
+	done          bool
+	chunks        []port.Chunk // nil with done: no response (acks=0)
+}
+
+func (c *conn) enqueue(h wire.RequestHeader) *slot {
+	s := &slot{conn: c, correlationID: h.CorrelationID, key: h.APIKey, version: h.APIVersion}
+	if h.ClientID != nil {
+		s.clientID = *h.ClientID
+	}
+	c.queue = append(c.queue, s)
+	return s
+}
+
+// respond encodes resp at the request's version and sends it when every
+// earlier response on the connection has gone.
+func (n *Node) respond(s *slot, resp kmsg.Response) {
+	resp.SetVersion(s.version)
+	n.respondChunks(s, []port.Chunk{{Bytes: wire.AppendResponse(nil, s.correlationID, resp)}})
+}
+
+// respondNothing completes a request that gets no response (acks=0).
+func (n *Node) respondNothing(s *slot) { n.respondChunks(s, nil) }
+
+func (n *Node) respondChunks(s *slot, chunks []port.Chunk) {
+	if s.done {
+		panic("broker: request answered twice")
+	}
+	s.done, s.chunks = true, chunks
+	c := s.conn
+	if c.closed {
+		return
+	}
+	i := 0
+	for ; i < len(c.queue) && c.queue[i].done; i++ {
+		if c.queue[i].chunks != nil {
+			n.emit(port.Send{Conn: c.id, Chunks: c.queue[i].chunks})
+		}
+	}
+	c.queue = c.queue[i:]
+}

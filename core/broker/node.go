@@ -1,0 +1,390 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/config"
+	"github.com/weirmq/weir/core/partlog"
+	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/wire"
+)
+
+// Node is one Weir broker. It is not safe for concurrent use: one driver
+// goroutine owns it.
+type Node struct {
+	cfg *config.Broker
+	log *slog.Logger
+	rnd *rand.Rand
+	now port.Time
+
+	effects []port.Effect
+	nextOp  port.OpID
+	// ops routes disk completions; it is only ever indexed, never ranged.
+	ops map[port.OpID]opRef
+
+	conns map[port.ConnID]*conn
+
+	topics  topicTable
+	meta    metaStore
+	pids    pidAllocator
+	syncing []*partition // partitions appended to since the last Ready
+
+	produces []*pendingProduce
+	fetches  []*pendingFetch
+	sessions sessionCache
+
+	nextRetentionMonoNs int64
+
+	// booting holds requests until recovery's first sync round covers
+	// every log, so nothing unsynced from before a crash is ever served.
+	booting bool
+	held    []port.Request
+
+	// storageErr is set once a disk operation failed: the log directory is
+	// offline from then on.
+	storageErr error
+}
+
+// opRef says what a disk operation was for.
+type opRef struct {
+	part       *partition // nil for metadata
+	completion partlog.Completion
+	meta       bool
+}
+
+// Boot recovers a node from its data directory and returns it ready for
+// inputs. The repairs recovery needs are its first effects.
+func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger *slog.Logger) (*Node, error) {
+	n := &Node{
+		cfg:      cfg,
+		log:      logger,
+		rnd:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		now:      now,
+		ops:      map[port.OpID]opRef{},
+		conns:    map[port.ConnID]*conn{},
+		topics:   newTopicTable(),
+		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
+		booting:  true,
+	}
+	image, err := n.meta.load(fs)
+	if err != nil {
+		return nil, err
+	}
+	if image.ClusterID == "" {
+		image.ClusterID = n.newClusterID()
+	}
+	n.pids.restore(image.NextProducerIDBlock)
+	for _, t := range image.Topics {
+		tc, err := cfg.TopicConfig(t.Configs)
+		if err != nil {
+			return nil, fmt.Errorf("topic %q in metadata: %w", t.Name, err)
+		}
+		id, err := decodeUUID(t.ID)
+		if err != nil {
+			return nil, fmt.Errorf("topic %q in metadata: %w", t.Name, err)
+		}
+		tp := n.topics.add(t.Name, id, t.Configs, tc)
+		for p := int32(0); p < t.Partitions; p++ {
+			dir := partitionDir(t.Name, p)
+			l, repairs, err := partlog.Open(fs, dir, logConfig(tc))
+			if err != nil {
+				return nil, fmt.Errorf("recover %s: %w", dir, err)
+			}
+			part := tp.addPartition(l)
+			n.issue(part, []partlog.Op{{DiskOp: port.DiskOp{Kind: port.OpMkdir, Lane: dir, Path: dir}}})
+			n.issue(part, repairs)
+			n.queueSync(part)
+		}
+		tp.visible = true
+	}
+	n.meta.image = image
+	n.removeOrphans(fs)
+	n.meta.bootSync(n)
+	n.nextRetentionMonoNs = now.MonoNs + cfg.RetentionCheckIntervalMs*1e6
+	n.log.Info("recovered", "topics", len(image.Topics), "cluster_id", image.ClusterID)
+	return n, nil
+}
+
+// Step gives the node one input.
+func (n *Node) Step(now port.Time, in port.Input) {
+	if now.MonoNs < n.now.MonoNs {
+		panic("broker: monotonic time went back")
+	}
+	n.now = now
+	switch in := in.(type) {
+	case port.ConnOpened:
+		n.conns[in.Conn] = &conn{id: in.Conn, remote: in.Remote}
+	case port.ConnClosed:
+		if c := n.conns[in.Conn]; c != nil {
+			c.closed = true
+			delete(n.conns, in.Conn)
+		}
+	case port.Request:
+		if n.booting {
+			n.held = append(n.held, in)
+			return
+		}
+		n.handleRequest(in)
+	case port.DiskDone:
+		n.diskDone(in)
+	case port.Wake:
+	}
+	n.expire()
+}
+
+// Ready returns the effects wanted since the last call. Sync rounds start
+// here, after a whole batch of inputs, so one fsync covers all of them.
+func (n *Node) Ready() port.Ready {
+	for _, p := range n.syncing {
+		p.syncQueued = false
+		n.issue(p, p.log.MaybeSync(n.now.MonoNs))
+	}
+	n.syncing = n.syncing[:0]
+	n.meta.maybeWrite(n)
+	eff := n.effects
+	n.effects = nil
+	return port.Ready{Effects: eff, WakeAtMonoNs: n.nextWake()}
+}
+
+func (n *Node) emit(e port.Effect) { n.effects = append(n.effects, e) }
+
+// issue numbers a partition's disk operations and emits them.
+func (n *Node) issue(p *partition, ops []partlog.Op) {
+	for _, op := range ops {
+		n.nextOp++
+		op.ID = n.nextOp
+		n.ops[op.ID] = opRef{part: p, completion: op.Completion}
+		n.emit(op.DiskOp)
+	}
+}
+
+func (n *Node) issueMeta(op port.DiskOp) {
+	n.nextOp++
+	op.ID = n.nextOp
+	n.ops[op.ID] = opRef{meta: true}
+	n.emit(op)
+}
+
+func (n *Node) diskDone(d port.DiskDone) {
+	ref, ok := n.ops[d.Op]
+	if !ok {
+		panic(fmt.Sprintf("broker: completion for unknown op %d", d.Op))
+	}
+	delete(n.ops, d.Op)
+	if d.Err != nil {
+		n.failStorage(d.Err)
+		return
+	}
+	if n.storageErr != nil {
+		return
+	}
+	if ref.meta {
+		n.meta.done(n)
+	} else if ref.completion != partlog.NoCompletion {
+		ref.part.log.Completed(ref.completion)
+		if ref.completion == partlog.SyncPart {
+			n.queueSync(ref.part)
+		}
+		n.partitionAdvanced(ref.part)
+	}
+	if n.booting {
+		n.finishBoot()
+	}
+}
+
+// failStorage takes the log directory offline: Kafka's behaviour on an
+// IOException, and the only safe one, since after a failed write or fsync
+// nobody knows what reached the disk.
+func (n *Node) failStorage(err error) {
+	if n.storageErr == nil {
+		n.log.Error("log directory offline after a disk error; restart after fixing the disk", "err", err)
+		n.storageErr = err
+	}
+	for _, pp := range n.produces {
+		pp.failAll(n, kerr.KafkaStorageError)
+	}
+	n.produces = nil
+	n.meta.fail(n)
+	if n.booting {
+		n.booting = false
+		n.releaseHeld()
+	}
+}
+
+func (n *Node) finishBoot() {
+	if !n.meta.durable() {
+		return
+	}
+	for _, t := range n.topics.sorted {
+		for _, p := range t.partitions {
+			if p.log.DurableOffset() < p.log.EndOffset() {
+				return
+			}
+		}
+	}
+	n.booting = false
+	n.log.Info("ready")
+	n.releaseHeld()
+}
+
+func (n *Node) releaseHeld() {
+	held := n.held
+	n.held = nil
+	for _, r := range held {
+		n.handleRequest(r)
+	}
+}
+
+// expire answers produces and fetches whose time is up and runs retention.
+func (n *Node) expire() {
+	now := n.now.MonoNs
+	if len(n.produces) > 0 {
+		kept := n.produces[:0]
+		for _, pp := range n.produces {
+			if now >= pp.deadlineMonoNs {
+				pp.failAll(n, kerr.RequestTimedOut)
+				continue
+			}
+			kept = append(kept, pp)
+		}
+		n.produces = kept
+	}
+	if len(n.fetches) > 0 {
+		kept := n.fetches[:0]
+		for _, f := range n.fetches {
+			if now >= f.deadlineMonoNs || f.slot.conn.closed {
+				n.answerFetch(f)
+				continue
+			}
+			kept = append(kept, f)
+		}
+		n.fetches = kept
+	}
+	if now >= n.nextRetentionMonoNs && !n.booting && n.storageErr == nil {
+		n.nextRetentionMonoNs = now + n.cfg.RetentionCheckIntervalMs*1e6
+		for _, t := range n.topics.sorted {
+			for _, p := range t.partitions {
+				if ops := p.log.ApplyRetention(n.now.WallMs); len(ops) > 0 {
+					n.issue(p, ops)
+					n.queueSync(p)
+				}
+			}
+		}
+	}
+}
+
+func (n *Node) nextWake() int64 {
+	wake := n.nextRetentionMonoNs
+	for _, pp := range n.produces {
+		wake = min(wake, pp.deadlineMonoNs)
+	}
+	for _, f := range n.fetches {
+		wake = min(wake, f.deadlineMonoNs)
+	}
+	for _, t := range n.topics.sorted {
+		for _, p := range t.partitions {
+			if due := p.log.FlushDueMonoNs(); due > 0 {
+				wake = min(wake, due)
+			}
+		}
+	}
+	return wake
+}
+
+// partitionAdvanced wakes whatever waits on a partition's stable offset.
+func (n *Node) partitionAdvanced(p *partition) {
+	stable := p.log.StableOffset()
+	if stable == p.lastStable {
+		return
+	}
+	p.lastStable = stable
+	if len(n.produces) > 0 {
+		kept := n.produces[:0]
+		for _, pp := range n.produces {
+			if !pp.advance(n, p, stable) {
+				kept = append(kept, pp)
+			}
+		}
+		n.produces = kept
+	}
+	if len(n.fetches) > 0 {
+		kept := n.fetches[:0]
+		for _, f := range n.fetches {
+			if n.fetchReady(f) {
+				n.answerFetch(f)
+				continue
+			}
+			kept = append(kept, f)
+		}
+		n.fetches = kept
+	}
+}
+
+func (n *Node) handleRequest(r port.Request) {
+	c := n.conns[r.Conn]
+	if c == nil {
+		return // the connection closed while the request was in flight
+	}
+	s := c.enqueue(r.Header)
+	if r.Err != nil {
+		if r.Header.APIKey == kmsg.ApiVersions.Int16() && errors.Is(r.Err, wire.ErrUnsupportedVersion) {
+			s.version = 0
+			n.respond(s, wire.APIVersionsFallback(supportedKeys(), Supported))
+			return
+		}
+		// Kafka closes the connection on a request it cannot parse.
+		n.log.Warn("closing connection after a bad request", "remote", c.remote, "api_key", r.Header.APIKey,
+			"api_version", r.Header.APIVersion, "err", r.Err)
+		n.closeConn(c)
+		return
+	}
+	switch req := r.Body.(type) {
+	case *kmsg.ProduceRequest:
+		n.handleProduce(s, req)
+	case *kmsg.FetchRequest:
+		n.handleFetch(s, req)
+	case *kmsg.ListOffsetsRequest:
+		n.handleListOffsets(s, req)
+	case *kmsg.MetadataRequest:
+		n.handleMetadata(s, req)
+	case *kmsg.ApiVersionsRequest:
+		n.handleAPIVersions(s, req)
+	case *kmsg.CreateTopicsRequest:
+		n.handleCreateTopics(s, req)
+	case *kmsg.DeleteTopicsRequest:
+		n.handleDeleteTopics(s, req)
+	case *kmsg.InitProducerIDRequest:
+		n.handleInitProducerID(s, req)
+	case *kmsg.DescribeConfigsRequest:
+		n.handleDescribeConfigs(s, req)
+	case *kmsg.CreatePartitionsRequest:
+		n.handleCreatePartitions(s, req)
+	case *kmsg.DescribeClusterRequest:
+		n.handleDescribeCluster(s, req)
+	default:
+		// wire.ParseRequest admits only keys Supported lists.
+		panic(fmt.Sprintf("broker: no handler for api key %d", r.Header.APIKey))
+	}
+}
+
+func (n *Node) closeConn(c *conn) {
+	if !c.closed {
+		c.closed = true
+		delete(n.conns, c.id)
+		n.emit(port.CloseConn{Conn: c.id})
+	}
+}
+
+func (n *Node) newClusterID() string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(n.rnd.Uint32())
+	}
+	return encodeUUID(b)
+}

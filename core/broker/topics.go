@@ -1,0 +1,148 @@
+package broker
+
+import (
+	"encoding/base64"
+	"fmt"
+	"sort"
+
+	"github.com/weirmq/weir/core/config"
+	"github.com/weirmq/weir/core/partlog"
+)
+
+// topic is one topic and its partitions.
+type topic struct {
+	name       string
+	id         [16]byte
+	overrides  map[string]string
+	cfg        config.Topic
+	partitions []*partition
+	// visible is false until the topic's metadata is durable; until then
+	// clients are told it does not exist (or, if they asked for its
+	// creation, that its leader is not yet available).
+	visible bool
+}
+
+// partition is one partition of a topic, led by this node.
+type partition struct {
+	topic *topic
+	index int32
+	log   *partlog.Log
+	// lastStable is the stable offset last announced to waiters.
+	lastStable int64
+	// visible, as for topics: partitions added by CreatePartitions appear
+	// once durable.
+	visible bool
+	// syncQueued: the partition is on the node's list for MaybeSync.
+	syncQueued bool
+}
+
+func (t *topic) addPartition(l *partlog.Log) *partition {
+	p := &partition{topic: t, index: int32(len(t.partitions)), log: l, visible: t.visible}
+	t.partitions = append(t.partitions, p)
+	return p
+}
+
+// visiblePartitions is the partitions clients may see.
+func (t *topic) visiblePartitions() []*partition {
+	i := len(t.partitions)
+	for i > 0 && !t.partitions[i-1].visible {
+		i--
+	}
+	return t.partitions[:i]
+}
+
+func (t *topic) partition(i int32) *partition {
+	if ps := t.visiblePartitions(); i >= 0 && int(i) < len(ps) {
+		return ps[i]
+	}
+	return nil
+}
+
+// topicTable indexes topics by name and id; sorted keeps them in name order
+// for every output that lists topics.
+type topicTable struct {
+	byName map[string]*topic
+	byID   map[[16]byte]*topic
+	sorted []*topic
+}
+
+func newTopicTable() topicTable {
+	return topicTable{byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+}
+
+func (tt *topicTable) add(name string, id [16]byte, overrides map[string]string, cfg config.Topic) *topic {
+	t := &topic{name: name, id: id, overrides: overrides, cfg: cfg}
+	tt.byName[name] = t
+	tt.byID[id] = t
+	i := sort.Search(len(tt.sorted), func(i int) bool { return tt.sorted[i].name >= name })
+	tt.sorted = append(tt.sorted, nil)
+	copy(tt.sorted[i+1:], tt.sorted[i:])
+	tt.sorted[i] = t
+	return t
+}
+
+func (tt *topicTable) remove(t *topic) {
+	delete(tt.byName, t.name)
+	delete(tt.byID, t.id)
+	i := sort.Search(len(tt.sorted), func(i int) bool { return tt.sorted[i].name >= t.name })
+	tt.sorted = append(tt.sorted[:i], tt.sorted[i+1:]...)
+}
+
+// visible returns the topic named name if clients may see it.
+func (tt *topicTable) visible(name string) *topic {
+	if t := tt.byName[name]; t != nil && t.visible {
+		return t
+	}
+	return nil
+}
+
+func (tt *topicTable) visibleByID(id [16]byte) *topic {
+	if t := tt.byID[id]; t != nil && t.visible {
+		return t
+	}
+	return nil
+}
+
+func partitionDir(topic string, p int32) string {
+	return fmt.Sprintf("%s-%d", topic, p)
+}
+
+func logConfig(t config.Topic) partlog.Config {
+	return partlog.Config{
+		SegmentBytes:       int64(t.SegmentBytes),
+		SegmentMs:          t.SegmentMs,
+		RetentionMs:        t.RetentionMs,
+		RetentionBytes:     t.RetentionBytes,
+		IndexIntervalBytes: int64(t.IndexIntervalBytes),
+		SegmentIndexBytes:  int64(t.SegmentIndexBytes),
+		FlushMessages:      t.FlushMessages,
+		FlushMs:            t.FlushMs,
+	}
+}
+
+// encodeUUID renders an id as Kafka's Uuid.toString does: URL-safe base64
+// without padding.
+func encodeUUID(b [16]byte) string { return base64.RawURLEncoding.EncodeToString(b[:]) }
+
+func decodeUUID(s string) ([16]byte, error) {
+	var id [16]byte
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return id, fmt.Errorf("bad uuid %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// newTopicID draws a random non-zero id from the node's seeded source.
+func (n *Node) newTopicID() [16]byte {
+	for {
+		var id [16]byte
+		for i := range id {
+			id[i] = byte(n.rnd.Uint32())
+		}
+		if _, taken := n.topics.byID[id]; !taken && id != ([16]byte{}) {
+			return id
+		}
+	}
+}

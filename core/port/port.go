@@ -1,0 +1,178 @@
+package port
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/wire"
+)
+
+// Time is the driver's clock, handed to the core with every input.
+type Time struct {
+	// MonoNs is monotonic nanoseconds since an arbitrary origin; it never
+	// goes back. All timeouts are measured on it.
+	MonoNs int64
+	// WallMs is the wall clock in Unix milliseconds; it may be skewed or
+	// jump. It is used only for record timestamps and time-based retention.
+	WallMs int64
+}
+
+// ConnID names one client connection for the lifetime of a node process.
+type ConnID uint64
+
+// OpID names one disk operation; completions refer back to it.
+type OpID uint64
+
+// Input is something that happened outside the core.
+type Input interface{ isInput() }
+
+// ConnOpened: a client connected.
+type ConnOpened struct {
+	Conn   ConnID
+	Remote string
+}
+
+// ConnClosed: a connection ended (by the peer, an error, or a Close effect).
+// Responses still owed to it are dropped.
+type ConnClosed struct{ Conn ConnID }
+
+// Request is one framed request read from a connection, already decoded
+// (in parallel, off the core's thread) by wire.ParseRequest. When Err is
+// set, Body is nil and Header holds whatever could be parsed.
+type Request struct {
+	Conn   ConnID
+	Header wire.RequestHeader
+	Body   kmsg.Request
+	Err    error
+	// FrameBytes is the size of the frame on the wire, for limits and metrics.
+	FrameBytes int
+}
+
+// DiskDone reports the end of a disk operation. Err is nil on success.
+type DiskDone struct {
+	Op  OpID
+	Err error
+}
+
+// Wake is delivered when the time the core asked for in Ready.WakeAtMonoNs
+// has come (or later). It carries no data: the core looks at the clock.
+type Wake struct{}
+
+func (ConnOpened) isInput() {}
+func (ConnClosed) isInput() {}
+func (Request) isInput()    {}
+func (DiskDone) isInput()   {}
+func (Wake) isInput()       {}
+
+// Effect is something the core wants done.
+type Effect interface{ isEffect() }
+
+// Send writes one whole response frame to a connection. The frame is the
+// concatenation of its chunks; a chunk is either bytes or a range of a file
+// (record data leaves by sendfile, never copied through the heap).
+type Send struct {
+	Conn   ConnID
+	Chunks []Chunk
+}
+
+// Chunk is Bytes when File is empty, else Len bytes of File from Pos.
+type Chunk struct {
+	Bytes []byte
+	File  string
+	Pos   int64
+	Len   int64
+}
+
+// Size is the number of bytes the chunk puts on the wire.
+func (c Chunk) Size() int64 {
+	if c.File == "" {
+		return int64(len(c.Bytes))
+	}
+	return c.Len
+}
+
+// CloseConn closes a connection; the driver reports ConnClosed afterwards.
+type CloseConn struct{ Conn ConnID }
+
+// OpKind is the kind of a disk operation.
+type OpKind uint8
+
+const (
+	// OpMkdir creates directory Path (and missing parents).
+	OpMkdir OpKind = iota + 1
+	// OpWrite writes Data at Pos of file Path, creating the file if needed.
+	OpWrite
+	// OpSync makes every earlier write to Path durable (fsync).
+	OpSync
+	// OpSyncDir makes directory entries in Path (creates, renames,
+	// removes) durable.
+	OpSyncDir
+	// OpTruncate cuts file Path to Pos bytes.
+	OpTruncate
+	// OpRename moves Path to To, replacing To atomically.
+	OpRename
+	// OpRemove deletes file Path (missing is not an error).
+	OpRemove
+	// OpRemoveAll deletes directory Path and everything below it.
+	OpRemoveAll
+)
+
+var opNames = [...]string{"", "mkdir", "write", "sync", "syncdir", "truncate", "rename", "remove", "removeall"}
+
+func (k OpKind) String() string {
+	if int(k) < len(opNames) {
+		return opNames[k]
+	}
+	return "op?"
+}
+
+// DiskOp is one disk operation. Paths are relative to the node's data
+// directory and use forward slashes.
+type DiskOp struct {
+	ID   OpID
+	Kind OpKind
+	// Lane orders operations: the driver runs ops of one lane one at a time
+	// in emission order, and ops of different lanes in any order or in
+	// parallel. The core uses one lane per partition directory.
+	Lane string
+	Path string
+	To   string
+	Pos  int64
+	Data []byte
+}
+
+func (DiskOp) isEffect()    {}
+func (Send) isEffect()      {}
+func (CloseConn) isEffect() {}
+
+// Ready is what a node wants done after the inputs it was given.
+type Ready struct {
+	Effects []Effect
+	// WakeAtMonoNs asks for a Wake input at that monotonic time; zero
+	// means no timer is needed.
+	WakeAtMonoNs int64
+}
+
+// BootFS is the read-only view of a data directory used by recovery before a
+// node starts. Paths are relative to the data directory.
+type BootFS interface {
+	// List returns the names in directory path, sorted; a missing directory
+	// returns no names and no error.
+	List(path string) ([]DirEntry, error)
+	// ReadAt reads len(buf) bytes at off, like io.ReaderAt.
+	ReadAt(path string, buf []byte, off int64) (int, error)
+}
+
+// DirEntry is one name in a directory.
+type DirEntry struct {
+	Name  string
+	IsDir bool
+	Size  int64
+}
+
+// Node is a deterministic state machine as the drivers see it. Step may be
+// called many times before Ready; Ready returns and forgets the effects
+// accumulated since the previous call.
+type Node interface {
+	Step(now Time, in Input)
+	Ready() Ready
+}

@@ -1,0 +1,28 @@
+// Package diskshim is the production disk driver: it carries out the
+// port.DiskOp effects a node emits against a real data directory and
+// reports each completion as a port.DiskDone.
+//
+// Contract (see package port):
+//   - Ops of one lane run one at a time, in submission order. Each lane is
+//     hashed onto one of a fixed set of worker goroutines, so different lanes
+//     run in parallel without a goroutine per op, and a lane never needs a
+//     lock of its own.
+//   - done is called once per op, on the worker goroutine, never from inside
+//     Submit; completions of one lane arrive in submission order.
+//   - Errors are the OS errors, returned in DiskDone.Err; nothing panics on
+//     an IO failure. The core decides what a failed write or fsync means
+//     (for Weir: the log directory is taken offline).
+//
+// Group commit: a worker takes its whole queue at once, so a run of adjacent
+// OpSync for one path (nothing can have been written to that path between
+// them) is completed by a single fdatasync, each op still getting its own
+// DiskDone.
+//
+// Files stay open: a registry keeps one descriptor per path, so appends are
+// plain pwrites and fetches can sendfile from the same descriptor. Entries
+// are reference counted. Acquire hands the network side a counted handle;
+// a Remove, RemoveAll or Rename only drops the registry's reference, so a
+// handle acquired before it keeps reading the old file (unlinked files live
+// on while a descriptor is open). That is how the port's rule "a file named
+// by a Send stays readable until the send is done" is kept.
+package diskshim
