@@ -170,6 +170,7 @@ func (n *Node) answerFetch(f *pendingFetch) {
 		rp := kmsg.NewFetchResponseTopicPartition()
 		rp.Partition = sp.partition
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+		rp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 		hasData := false
 		p, err := n.resolve(sp, req.Version)
 		if err == nil {

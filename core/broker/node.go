@@ -90,6 +90,7 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 			return nil, fmt.Errorf("topic %q in metadata: %w", t.Name, err)
 		}
 		tp := n.topics.add(t.Name, id, t.Configs, tc)
+		tp.visible = true // its metadata is durable: it was read back
 		for p := int32(0); p < t.Partitions; p++ {
 			dir := partitionDir(t.Name, p)
 			l, repairs, err := partlog.Open(fs, dir, logConfig(tc))
@@ -101,7 +102,6 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 			n.issue(part, repairs)
 			n.queueSync(part)
 		}
-		tp.visible = true
 	}
 	n.meta.image = image
 	n.removeOrphans(fs)

@@ -105,39 +105,33 @@ var brokerDefaults = func() map[string]any {
 // NewBroker validates a broker configuration given as key → value text, as
 // read from a server.properties file with command-line flags merged in by
 // the caller; every key given counts as STATIC_BROKER_CONFIG in
-// DescribeConfigs. Unknown keys do not fail (Kafka only logs them): they come
-// back as warnings, sorted. An error is an *Error naming the first bad key in
-// name order.
-func NewBroker(values map[string]string) (*Broker, []string, error) {
-	b := &Broker{static: map[string]string{}, vals: maps.Clone(brokerDefaults)}
-	var warnings []string
+// DescribeConfigs. Unknown keys do not fail (Kafka only logs them, so files
+// written for Kafka load): they come back, sorted, for the caller to warn
+// about. A topic key such as retention.ms is unknown here; its broker-wide
+// default is the first of TopicDef(key).Synonyms. An error is an *Error
+// naming the first bad key in name order.
+func NewBroker(values map[string]string) (b *Broker, unknown []string, err error) {
+	b = &Broker{static: map[string]string{}, vals: maps.Clone(brokerDefaults)}
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		d := brokerByName[k]
 		if d == nil {
-			warnings = append(warnings, unknownBrokerKey(k))
+			unknown = append(unknown, k)
 			continue
 		}
 		v, err := parse(d, values[k])
 		if err != nil {
-			return nil, warnings, err
+			return nil, unknown, err
 		}
 		b.vals[k] = v
 		b.static[k] = *render(v)
 	}
 	if err := b.syncNodeID(); err != nil {
-		return nil, warnings, err
+		return nil, unknown, err
 	}
 	if err := b.build(); err != nil {
-		return nil, warnings, err
+		return nil, unknown, err
 	}
-	return b, warnings, nil
-}
-
-func unknownBrokerKey(k string) string {
-	if d := topicByName[k]; d != nil && len(d.Synonyms) > 0 {
-		return fmt.Sprintf("unknown configuration %q ignored: it is a topic configuration; the broker-wide default is %s", k, d.Synonyms[0])
-	}
-	return fmt.Sprintf("unknown configuration %q ignored", k)
+	return b, unknown, nil
 }
 
 // syncNodeID makes node.id and its older synonym broker.id agree, as Kafka's
@@ -325,8 +319,8 @@ func (b *Broker) checkRoles() error {
 	if len(roles) == 0 {
 		return roleErr("process.roles", "process.roles must name broker, controller or both")
 	}
-	if len(roles) == 2 && roles[0] == roles[1] {
-		return roleErr("process.roles", "process.roles names %s twice", roles[0])
+	if len(slices.Compact(slices.Sorted(slices.Values(roles)))) != len(roles) {
+		return roleErr("process.roles", "process.roles names a role twice")
 	}
 	isBroker, isController := slices.Contains(roles, "broker"), slices.Contains(roles, "controller")
 	quorum := len(b.ControllerQuorumVoters) > 0 || len(b.ControllerQuorumBootstrapServers) > 0

@@ -10,8 +10,9 @@
 //   - NewBroker validates broker keys, given as text (file and flags merged
 //     by the caller), into a Broker with typed fields. Every key given is a
 //     static broker config; every other key has its default. A bad value is
-//     an *Error naming the key; an unknown key is only a warning, as in
-//     Kafka, so that files written for Kafka load.
+//     an *Error naming the key; unknown keys are returned for the caller to
+//     warn about, as Kafka only logs them, so that files written for Kafka
+//     load.
 //   - (*Broker).TopicConfig turns a topic's overrides into a Topic: each key
 //     is the override if set, else the broker value of its highest-precedence
 //     broker synonym that is set (retention.ms ← log.retention.ms ←

@@ -25,10 +25,11 @@ type Record struct {
 	Headers   []kmsg.Header
 }
 
-// Records decodes the records of one whole (possibly compressed) batch. It
-// checks the framing and CRC but not produce policy, so control batches
-// and LogAppendTime batches read back from a log decode too. The records
-// never alias batch: the simulator reuses and truncates its buffers.
+// Records decodes the records of the (possibly compressed) batch at the
+// start of batch. It checks the framing and CRC but not produce policy, so
+// control batches and LogAppendTime batches read back from a log decode too.
+// The records never alias batch: the simulator reuses and truncates its
+// buffers.
 func Records(batch []byte) ([]Record, error) {
 	h, size, err := ScanOne(batch)
 	if err != nil {
@@ -101,7 +102,7 @@ func parseRecord(data []byte, keepHeaders bool, r *record) ([]byte, error) {
 	d := decoder{b: data}
 	size := d.varint()
 	if d.err == nil && (size < 0 || int(size) > len(d.b)) {
-		return nil, fmt.Errorf("length %d with %d bytes left", size, len(d.b))
+		d.failf("length %d with %d bytes left", size, len(d.b))
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -22,6 +22,7 @@ func seeds(f *testing.F) [][]byte {
 func FuzzValidate(f *testing.F) {
 	for _, s := range seeds(f) {
 		f.Add(s, false)
+		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, fix bool) {
 		b := bytes.Clone(data) // Validate may correct MaxTimestamp in place

@@ -49,9 +49,13 @@ func genBatch(t *rapid.T) (BuildSpec, []byte) {
 func TestPropBuildValidate(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		spec, b := genBatch(t)
+		orig := bytes.Clone(b)
 		h, err := Validate(b, 1<<20, now, 3000)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !bytes.Equal(b, orig) {
+			t.Fatal("Validate rewrote a batch whose MaxTimestamp was right")
 		}
 		n := int32(len(spec.Records))
 		if h.NumRecords != n || h.LastOffsetDelta != n-1 || h.Size() != int64(len(b)) || h.ProducerID != spec.ProducerID ||

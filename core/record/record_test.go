@@ -2,12 +2,12 @@ package record
 
 import (
 	"bytes"
+	"embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,6 +69,8 @@ type fataler interface {
 	Fatal(args ...any)
 }
 
+var zstdEncoder, _ = zstd.NewWriter(nil)
+
 // compress encodes a batch's records the way producers do.
 func compress(t fataler, batch []byte, codec int8) []byte {
 	t.Helper()
@@ -92,13 +94,17 @@ func compress(t fataler, batch []byte, codec int8) []byte {
 			t.Fatal(err)
 		}
 	case 4:
-		e, err := zstd.NewWriter(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf.Write(e.EncodeAll(raw, nil))
+		buf.Write(zstdEncoder.EncodeAll(raw, nil))
 	}
 	return withRecords(batch, codec, buf.Bytes())
+}
+
+// overflowingRecord is a record whose offset delta is a valid varint too
+// large for the int32 it must be.
+func overflowingRecord() []byte {
+	body := binary.AppendVarint([]byte{0, 0}, 1<<40) // attributes, timestamp delta, offset delta
+	body = append(body, 1, 1, 0)                     // null key, null value, no headers
+	return append(binary.AppendVarint(nil, int64(len(body))), body...)
 }
 
 func set32(b []byte, off int, v int32) []byte {
@@ -140,12 +146,15 @@ func TestValidateErrors(t *testing.T) {
 		{name: "key length -2", records: edit(func(b []byte) []byte { b[firstKeyLength] = 3; return reseal(b) }), want: kerr.InvalidRecord},
 		{name: "record length overruns", records: edit(func(b []byte) []byte { b[HeaderSize] = 0x7e; return reseal(b) }), want: kerr.InvalidRecord},
 		{name: "record length short", records: edit(func(b []byte) []byte { b[HeaderSize] -= 2; return reseal(b) }), want: kerr.InvalidRecord},
+		{name: "record length zero", records: edit(func(b []byte) []byte { b[HeaderSize] = 0; return reseal(b) }), want: kerr.InvalidRecord},
+		{name: "offset delta overflows int32", records: withRecords(good, 0, overflowingRecord()), want: kerr.InvalidRecord},
 		{name: "idempotent without sequence", records: edit(func(b []byte) []byte { return reseal(set32(b, 53, -1)) }), want: kerr.InvalidRecord},
 		{name: "LogAppendTime from producer", records: edit(func(b []byte) []byte { b[attributesOffset+1] |= logAppendTimeBit; return reseal(b) }), want: kerr.InvalidTimestamp},
 		{name: "timestamp too old", records: good, diff: 5, want: kerr.InvalidTimestamp},
 		{name: "gzip garbage", records: withRecords(good, 1, []byte("not gzip at all")), want: kerr.CorruptMessage},
 		{name: "snappy garbage", records: withRecords(good, 2, []byte{10, 0xff, 0xff}), want: kerr.CorruptMessage},
 		{name: "xerial truncated", records: withRecords(good, 2, xerial.Encode(nil, good[HeaderSize:])[:30]), want: kerr.CorruptMessage},
+		{name: "xerial header truncated", records: withRecords(good, 2, append(bytes.Clone(xerialMagic), 0, 0)), want: kerr.CorruptMessage},
 		{name: "lz4 garbage", records: withRecords(good, 3, []byte("not lz4 at all")), want: kerr.CorruptMessage},
 		{name: "zstd garbage", records: withRecords(good, 4, []byte("not zstd at all")), want: kerr.CorruptMessage},
 		{name: "records compressed but marked none", records: withRecords(good, 0, compress(t, good, 4)[HeaderSize:]), want: kerr.InvalidRecord},
@@ -242,15 +251,20 @@ func TestCodecsRoundTrip(t *testing.T) {
 	}
 }
 
-// The testdata batches were captured from produce requests that franz-go
-// (kgo) and sarama sent to kfake, one per compression codec.
+// clientBatches were captured from produce requests that franz-go (kgo)
+// and sarama sent to kfake, one per compression codec; embedded because
+// core may not import os.
+//
+//go:embed testdata/*.batch
+var clientBatches embed.FS
+
 func TestClientBatches(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.batch")
+	files, err := fs.Glob(clientBatches, "testdata/*.batch")
 	if err != nil || len(files) != 10 {
 		t.Fatalf("want 10 client batches, got %v %v", files, err)
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := clientBatches.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
