@@ -106,7 +106,8 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if req.Acks == -1 && t.cfg.MinInsyncReplicas > 1 {
 		return nil, a, kerr.NotEnoughReplicas
 	}
-	h, err := record.Validate(rp.Records, t.cfg.MaxMessageBytes, n.now.WallMs, timestampDiffMs(t))
+	h, err := record.Validate(rp.Records, t.cfg.MaxMessageBytes, n.now.WallMs,
+		timestampBound(t.cfg.MessageTimestampBeforeMaxMs), timestampBound(t.cfg.MessageTimestampAfterMaxMs))
 	if err != nil {
 		return nil, a, err
 	}
@@ -124,13 +125,12 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	return p, a, nil
 }
 
-// timestampDiffMs is the CreateTime tolerance record.Validate enforces;
-// Kafka's default (Long.MAX_VALUE) means none.
-func timestampDiffMs(t *topic) int64 {
-	if d := t.cfg.MessageTimestampDifferenceMaxMs; d >= 0 && d < math.MaxInt64 {
-		return d
+// timestampBound maps Kafka's "no bound" (Long.MAX_VALUE) to record's.
+func timestampBound(ms int64) int64 {
+	if ms == math.MaxInt64 {
+		return -1
 	}
-	return -1
+	return ms
 }
 
 func (n *Node) queueSync(p *partition) {

@@ -21,7 +21,7 @@ func BenchmarkValidate(b *testing.B) {
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Validate(batch, 1<<20, now, 60_000); err != nil {
+		if _, err := Validate(batch, 1<<20, now, 60_000, 60_000); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -32,7 +32,7 @@ func BenchmarkValidateZstd(b *testing.B) {
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Validate(batch, 1<<20, now, 60_000); err != nil {
+		if _, err := Validate(batch, 1<<20, now, 60_000, 60_000); err != nil {
 			b.Fatal(err)
 		}
 	}

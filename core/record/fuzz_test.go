@@ -29,7 +29,7 @@ func FuzzValidate(f *testing.F) {
 		if fix && len(b) >= HeaderSize {
 			reseal(b)
 		}
-		h, err := Validate(b, 1<<20, now, 60_000)
+		h, err := Validate(b, 1<<20, now, 60_000, 60_000)
 		if err != nil {
 			if !errors.As(err, new(*kerr.Error)) {
 				t.Fatalf("error without a Kafka code: %v", err)

@@ -50,7 +50,7 @@ func TestPropBuildValidate(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		spec, b := genBatch(t)
 		orig := bytes.Clone(b)
-		h, err := Validate(b, 1<<20, now, 3000)
+		h, err := Validate(b, 1<<20, now, 3000, 3000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestPropCorruptionDetected(t *testing.T) {
 		_, b := genBatch(t)
 		pos := rapid.IntRange(crcOffset, len(b)-1).Draw(t, "position")
 		b[pos] ^= rapid.ByteMin(1).Draw(t, "flip")
-		if _, err := Validate(bytes.Clone(b), 1<<20, now, -1); err == nil {
+		if _, err := Validate(bytes.Clone(b), 1<<20, now, -1, -1); err == nil {
 			t.Fatal("Validate accepted a corrupted batch")
 		}
 		if _, _, err := ScanOne(b); !errors.Is(err, ErrCorrupt) {

@@ -172,7 +172,7 @@ func TestValidateErrors(t *testing.T) {
 			if diff == 0 {
 				diff = -1
 			}
-			_, err := Validate(bytes.Clone(tt.records), max, now+10_000, diff)
+			_, err := Validate(bytes.Clone(tt.records), max, now+10_000, diff, diff)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -196,13 +196,23 @@ func TestValidateTimestamps(t *testing.T) {
 		{math.MaxInt64, math.MaxInt64, true},
 		{0, -1, true},
 	} {
-		_, err := Validate(bytes.Clone(b), 1<<20, tc.now, tc.diff)
+		_, err := Validate(bytes.Clone(b), 1<<20, tc.now, tc.diff, tc.diff)
 		if (err == nil) != tc.ok {
 			t.Errorf("now %d diff %d: got %v", tc.now, tc.diff, err)
 		}
 	}
+	// KIP-937: the window may be lopsided. Records at now..now+4 seen at
+	// now+2 are 2 ms early and 2 ms late.
+	for _, tc := range []struct {
+		before, after int64
+		ok            bool
+	}{{2, 2, true}, {1, 2, false}, {2, 1, false}, {-1, 2, true}, {2, -1, true}} {
+		if _, err := Validate(bytes.Clone(b), 1<<20, now+2, tc.before, tc.after); (err == nil) != tc.ok {
+			t.Errorf("before %d after %d: got %v", tc.before, tc.after, err)
+		}
+	}
 	noTime := Build(BuildSpec{ProducerID: -1, BaseSequence: -1, FirstTimestamp: -1, Records: []BuildRecord{{Value: []byte("x")}}})
-	if _, err := Validate(noTime, 1<<20, now, 0); err != nil {
+	if _, err := Validate(noTime, 1<<20, now, 0, 0); err != nil {
 		t.Errorf("a record without timestamp must pass the timestamp check: %v", err)
 	}
 }
@@ -211,7 +221,7 @@ func TestValidateFixesMaxTimestamp(t *testing.T) {
 	b := testBatch(5)
 	binary.BigEndian.PutUint64(b[maxTimestampOffset:], now+1_000_000)
 	reseal(b)
-	h, err := Validate(b, 1<<20, now, -1)
+	h, err := Validate(b, 1<<20, now, -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +244,7 @@ func TestCodecsRoundTrip(t *testing.T) {
 		batches[fmt.Sprint("codec ", codec)] = compress(t, plain, codec)
 	}
 	for name, b := range batches {
-		h, err := Validate(bytes.Clone(b), 1<<20, now, -1)
+		h, err := Validate(bytes.Clone(b), 1<<20, now, -1, -1)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -268,7 +278,7 @@ func TestClientBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Validate(b, 1<<20, now, -1); err != nil {
+		if _, err := Validate(b, 1<<20, now, -1, -1); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
 		recs, err := Records(b)

@@ -16,9 +16,10 @@ import (
 // sequence number. Every record must parse, record i must have offset
 // delta i, and compressed batches are decompressed to check them, the
 // decompressed size capped at 8 × maxBatchBytes (at most 512 MiB). The
-// batch must use CreateTime, and when maxTimestampDiffMs >= 0 every record
-// timestamp other than -1 must be within maxTimestampDiffMs of nowMs
-// (message.timestamp.difference.max.ms); pass -1 to skip that check.
+// batch must use CreateTime, and every record timestamp other than -1 must
+// lie in [nowMs-beforeMaxMs, nowMs+afterMaxMs] (KIP-937's
+// message.timestamp.before.max.ms and after.max.ms); a negative bound is no
+// bound.
 //
 // Like Kafka, Validate corrects a MaxTimestamp that disagrees with the
 // records, rewriting it and the CRC in records, so that a client cannot put a
@@ -26,7 +27,7 @@ import (
 // Base offsets are accepted as sent since the leader overwrites them.
 //
 // Errors wrap the *kerr.Error to report.
-func Validate(records []byte, maxBatchBytes int32, nowMs int64, maxTimestampDiffMs int64) (Header, error) {
+func Validate(records []byte, maxBatchBytes int32, nowMs, beforeMaxMs, afterMaxMs int64) (Header, error) {
 	switch {
 	case len(records) == 0:
 		return Header{}, fail(kerr.InvalidRecord, "no record batch")
@@ -68,8 +69,8 @@ func Validate(records []byte, maxBatchBytes int32, nowMs int64, maxTimestampDiff
 			return fail(kerr.InvalidRecord, "record %d has offset delta %d", i, r.offsetDelta)
 		}
 		ts := h.FirstTimestamp + r.timestampDelta
-		if maxTimestampDiffMs >= 0 && ts != -1 && !within(ts, nowMs, maxTimestampDiffMs) {
-			return fail(kerr.InvalidTimestamp, "record %d has timestamp %d, more than %d ms from %d", i, ts, maxTimestampDiffMs, nowMs)
+		if ts != -1 && !inWindow(ts, nowMs, beforeMaxMs, afterMaxMs) {
+			return fail(kerr.InvalidTimestamp, "record %d has timestamp %d, outside [now-%d ms, now+%d ms] of now %d", i, ts, beforeMaxMs, afterMaxMs, nowMs)
 		}
 		maxTimestamp = max(maxTimestamp, ts)
 		return nil
@@ -103,13 +104,14 @@ func checkHeader(h Header) error {
 	return nil
 }
 
-// within reports whether ts is at most diff from now, without overflowing
-// on hostile timestamps.
-func within(ts, now, diff int64) bool {
+// inWindow reports whether ts is at most before ms earlier and after ms
+// later than now (negative: unbounded), without overflowing on hostile
+// timestamps.
+func inWindow(ts, now, before, after int64) bool {
 	if ts >= now {
-		return uint64(ts)-uint64(now) <= uint64(diff)
+		return after < 0 || uint64(ts)-uint64(now) <= uint64(after)
 	}
-	return uint64(now)-uint64(ts) <= uint64(diff)
+	return before < 0 || uint64(now)-uint64(ts) <= uint64(before)
 }
 
 func fail(code *kerr.Error, format string, args ...any) error {
