@@ -38,6 +38,7 @@ type conn struct {
 	owed       int  // requests Stepped that still expect a response
 	closing    bool // a CloseConn or abort was issued: drop further sends
 	readerGone bool // the reader stopped quietly for shutdown
+	reported   bool // ConnClosed was queued for a readerGone conn
 }
 
 // out is one Send, or the close marker a CloseConn leaves in the queue.

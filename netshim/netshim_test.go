@@ -26,18 +26,23 @@ import (
 
 // fakeNode is a tiny port.Node: ApiVersions answers at once; Produce
 // appends its records to logPath and answers after the fsync (acks=0: no
-// answer); Fetch answers with a header and the whole log as a file chunk
+// answer), with at most one fsync in flight, covering every produce before
+// it, as the broker's group commit does (noSync: answers once written); Fetch answers with a header and the whole log as a file chunk
 // (and removes the log right after if ReplicaID is removeFlag); Metadata
 // answers metadataDelay later, through a Wake.
 type fakeNode struct {
 	events chan string // what happened, for the test to wait on
 
-	eff     []port.Effect
-	nextOp  port.OpID
-	made    bool
-	size    int64
-	syncs   map[port.OpID]pending
-	delayed []pending
+	noSync bool
+
+	eff      []port.Effect
+	nextOp   port.OpID
+	made     bool
+	size     int64
+	unsynced []pending
+	syncOp   port.OpID               // the fsync in flight
+	waiting  map[port.OpID][]pending // by the op that completes them
+	delayed  []pending
 }
 
 type pending struct {
@@ -52,10 +57,11 @@ const (
 	logPath       = "t-0/00000000000000000000.log"
 	removeFlag    = -7
 	metadataDelay = 300 * time.Millisecond
+	bigResponse   = 8 << 20
 )
 
 func newFakeNode() *fakeNode {
-	return &fakeNode{events: make(chan string, 1000), syncs: map[port.OpID]pending{}}
+	return &fakeNode{events: make(chan string, 1000), waiting: map[port.OpID][]pending{}}
 }
 
 func (n *fakeNode) emit(e port.Effect) { n.eff = append(n.eff, e) }
@@ -80,14 +86,17 @@ func (n *fakeNode) Step(now port.Time, in port.Input) {
 		if in.Err != nil {
 			panic(in.Err)
 		}
-		if p, ok := n.syncs[in.Op]; ok {
-			delete(n.syncs, in.Op)
+		if in.Op == n.syncOp {
+			n.syncOp = 0
+		}
+		for _, p := range n.waiting[in.Op] {
 			if p.acks != 0 {
 				resp := kmsg.NewPtrProduceResponse()
 				resp.SetVersion(p.version)
 				n.respond(p.conn, p.corr, resp)
 			}
 		}
+		delete(n.waiting, in.Op)
 	case port.Request:
 		n.request(now, in)
 	}
@@ -117,16 +126,31 @@ func (n *fakeNode) request(now port.Time, r port.Request) {
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.SetVersion(h.APIVersion)
 		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: 18, MaxVersion: 3}}
-		n.respond(r.Conn, h.CorrelationID, resp)
+		switch req.ClientSoftwareName {
+		case "bye": // answer, then close: the answer must still arrive
+			n.respond(r.Conn, h.CorrelationID, resp)
+			n.emit(port.CloseConn{Conn: r.Conn})
+		case "big": // a response held in memory, for the queue cap
+			big := binary.BigEndian.AppendUint32(nil, bigResponse-4)
+			big = binary.BigEndian.AppendUint32(big, uint32(h.CorrelationID))
+			n.emit(port.Send{Conn: r.Conn, Chunks: []port.Chunk{{Bytes: append(big, make([]byte, bigResponse-8)...)}}})
+		default:
+			n.respond(r.Conn, h.CorrelationID, resp)
+		}
 	case *kmsg.ProduceRequest:
 		if !n.made {
 			n.made = true
 			n.disk(port.OpMkdir, "t-0", 0, nil)
 		}
 		data := req.Topics[0].Partitions[0].Records
-		n.disk(port.OpWrite, logPath, n.size, data)
+		op := n.disk(port.OpWrite, logPath, n.size, data)
 		n.size += int64(len(data))
-		n.syncs[n.disk(port.OpSync, logPath, 0, nil)] = pending{conn: r.Conn, corr: h.CorrelationID, version: h.APIVersion, acks: req.Acks}
+		p := pending{conn: r.Conn, corr: h.CorrelationID, version: h.APIVersion, acks: req.Acks}
+		if n.noSync {
+			n.waiting[op] = append(n.waiting[op], p)
+		} else {
+			n.unsynced = append(n.unsynced, p)
+		}
 	case *kmsg.FetchRequest:
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(4+n.size))
 		hdr = binary.BigEndian.AppendUint32(hdr, uint32(h.CorrelationID))
@@ -142,6 +166,11 @@ func (n *fakeNode) request(now port.Time, r port.Request) {
 }
 
 func (n *fakeNode) Ready() port.Ready {
+	if len(n.unsynced) > 0 && n.syncOp == 0 {
+		n.syncOp = n.disk(port.OpSync, logPath, 0, nil)
+		n.waiting[n.syncOp] = n.unsynced
+		n.unsynced = nil
+	}
 	rd := port.Ready{Effects: n.eff}
 	n.eff = nil
 	for _, p := range n.delayed {
@@ -210,8 +239,12 @@ type harness struct {
 }
 
 func start(t testing.TB, maxRequestBytes int32) *harness {
+	return startNode(t, maxRequestBytes, newFakeNode())
+}
+
+func startNode(t testing.TB, maxRequestBytes int32, node *fakeNode) *harness {
 	t.Helper()
-	h := &harness{node: newFakeNode(), dataDir: t.TempDir(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	h := &harness{node: node, dataDir: t.TempDir(), logs: &syncBuffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	disk, err := diskshim.New(h.dataDir, 2, log)
 	if err != nil {
@@ -322,10 +355,13 @@ func (c *client) expectEOF() {
 	}
 }
 
-func apiVersions(v int16) *kmsg.ApiVersionsRequest {
+func apiVersions(v int16) *kmsg.ApiVersionsRequest { return apiVersionsFrom(v, "t") }
+
+// apiVersionsFrom sets ClientSoftwareName (v3+), which steers the fake.
+func apiVersionsFrom(v int16, software string) *kmsg.ApiVersionsRequest {
 	r := kmsg.NewPtrApiVersionsRequest()
 	r.SetVersion(v)
-	r.ClientSoftwareName, r.ClientSoftwareVersion = "t", "1"
+	r.ClientSoftwareName, r.ClientSoftwareVersion = software, "1"
 	return r
 }
 
@@ -408,6 +444,37 @@ func TestBadRequestCloseConn(t *testing.T) {
 	case ev := <-h.node.events:
 		t.Fatalf("unexpected event after close: %s", ev)
 	default:
+	}
+}
+
+// CloseConn after a Send flushes the Send first.
+func TestCloseConnFlushes(t *testing.T) {
+	h := start(t, 0)
+	c := h.dial(t)
+	c.write(append(c.frame(apiVersionsFrom(3, "bye")), c.frame(apiVersions(3))...))
+	c.mustRead(1)
+	c.expectEOF() // the request after the close is not answered
+	h.node.wait(t, "closed 1")
+}
+
+// A client that has asked for more than maxQueuedBytes of in-memory
+// responses without reading them is disconnected.
+func TestQueueCapCloses(t *testing.T) {
+	h := start(t, 0)
+	c := h.dial(t)
+	var reqs []byte
+	for range 3 * maxQueuedBytes / bigResponse {
+		reqs = append(reqs, c.frame(apiVersionsFrom(3, "big"))...)
+	}
+	c.write(reqs)
+	h.node.wait(t, "closed 1")
+	for {
+		if _, _, err := c.read(); err != nil {
+			break // EOF or reset, after whatever was in flight
+		}
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "not reading its responses") {
+		t.Fatalf("no log line for the dropped client:\n%s", logs)
 	}
 }
 
@@ -499,42 +566,66 @@ func TestShutdownStopsReading(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	c.conn.Write(c.frame(apiVersions(3))) // may fail: the server is closing
 	c.expectEOF()
-	for {
-		select {
-		case ev := <-h.node.events:
-			if strings.HasPrefix(ev, "request") {
-				t.Fatalf("request handled during shutdown: %s", ev)
-			}
-			continue
-		default:
+	h.wait(t, 5*time.Second)
+	close(h.node.events) // Serve has returned: nothing steps the node now
+	for ev := range h.node.events {
+		if strings.HasPrefix(ev, "request") {
+			t.Fatalf("request handled during shutdown: %s", ev)
 		}
-		break
 	}
 }
 
-// BenchmarkProduce pipelines acks=1 produces through framing, decoding, the
-// loop and diskshim (one write and one fsync each) and back.
+// BenchmarkProduce pipelines acks=1 produces of 256 KiB through framing,
+// decoding, the loop and diskshim and back, over conns connections.
+// "sync" fsyncs once per Ready (group commit, disk-bound); "nosync" answers
+// once written, which measures the shims themselves.
 func BenchmarkProduce(b *testing.B) {
-	h := start(b, 0)
-	c := h.dial(b)
-	data := randomBytes(256 << 10)
-	frames := make(chan []byte, 16)
-	go func() {
-		for f := range frames {
-			c.conn.Write(f)
-		}
-	}()
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	go func() {
-		defer close(frames)
-		for range b.N {
-			frames <- c.frame(produce(1, data))
-		}
-	}()
-	for range b.N {
-		if _, _, err := c.read(); err != nil {
-			b.Fatal(err)
+	for _, noSync := range []bool{false, true} {
+		for _, conns := range []int{1, 4} {
+			name := fmt.Sprintf("sync/conns=%d", conns)
+			if noSync {
+				name = "no" + name
+			}
+			b.Run(name, func(b *testing.B) {
+				node := newFakeNode()
+				node.noSync = noSync
+				go func() { // nobody waits on events here
+					for range node.events {
+					}
+				}()
+				benchProduce(b, startNode(b, 0, node), conns)
+			})
 		}
 	}
+}
+
+func benchProduce(b *testing.B, h *harness, conns int) {
+	data := randomBytes(256 << 10)
+	b.SetBytes(int64(len(data)))
+	var wg sync.WaitGroup
+	per := b.N/conns + 1
+	b.ResetTimer()
+	for range conns {
+		c := h.dial(b)
+		frame := c.frame(produce(1, data))
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range per {
+				if _, err := c.conn.Write(frame); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range per {
+				if _, _, err := c.read(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -247,8 +247,13 @@ func (s *Server) handle(ev any) {
 		s.step(port.ConnOpened{Conn: ev.id, Remote: ev.remote})
 	case connGone:
 		c := ev.c
-		if ev.quiet && !c.closing {
-			c.readerGone = true // stays registered until its responses are out
+		if ev.quiet {
+			// Stopped for shutdown: the connection stays registered, and
+			// open, until its responses are out.
+			c.readerGone = true
+			if c.closing {
+				s.reportClosed(c)
+			}
 			return
 		}
 		s.gone(c)
@@ -352,12 +357,14 @@ func (s *Server) send(e port.Send) {
 // closeConn carries out CloseConn: earlier sends are flushed first (within
 // closeLinger), then the writer closes the socket and the reader reports.
 func (s *Server) closeConn(c *conn) {
+	if c.closing {
+		return
+	}
 	c.closing = true
 	c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
 	c.enqueue(out{close: true})
-	if c.readerGone { // no reader left to report it
-		s.gone(c)
-		s.later = append(s.later, port.ConnClosed{Conn: c.id})
+	if c.readerGone {
+		s.reportClosed(c)
 	}
 }
 
@@ -366,7 +373,16 @@ func (s *Server) abort(c *conn) {
 	c.closing = true
 	c.shut()
 	if c.readerGone {
-		s.gone(c)
+		s.reportClosed(c)
+	}
+}
+
+// reportClosed reports ConnClosed for a connection whose reader stopped
+// quietly for shutdown, so cannot. It is queued, not Stepped: this may run
+// while the node's effects are being dispatched.
+func (s *Server) reportClosed(c *conn) {
+	if !c.reported {
+		c.reported = true
 		s.later = append(s.later, port.ConnClosed{Conn: c.id})
 	}
 }

@@ -38,22 +38,22 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := make(chan struct{})
+		// Produce blocks while the client's buffer is full, as it will be
+		// once the broker is dead: cancelling the round's context frees it.
+		roundCtx, cancelRound := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				select {
-				case <-stop:
+				if roundCtx.Err() != nil {
 					return
-				default:
 				}
 				mu.Lock()
 				seq++
 				v := fmt.Sprintf("r%d-%07d", round, seq)
 				mu.Unlock()
-				prod.Produce(ctx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
+				prod.Produce(roundCtx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
 					if err == nil {
 						mu.Lock()
 						acked[position{r.Partition, r.Offset}] = string(r.Value)
@@ -74,7 +74,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		b.kill()
-		close(stop)
+		cancelRound()
 		wg.Wait()
 		prod.Close()
 		b.restart()
