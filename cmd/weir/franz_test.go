@@ -95,3 +95,32 @@ func TestFranzProduceConsume(t *testing.T) {
 		}
 	}
 }
+
+// TestPageCacheMode runs with Kafka's flush behaviour: acknowledgement after
+// the write, fsync only every flush.ms.
+func TestPageCacheMode(t *testing.T) {
+	b := startBroker(t, "", "--override", "log.flush.interval.messages=9223372036854775807",
+		"--override", "log.flush.interval.ms=50")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prod := newClient(t, b.addr, kgo.DefaultProduceTopic("pc"), kgo.AllowAutoTopicCreation())
+	const n = 500
+	for i := 0; i < n; i++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := newClient(t, b.addr, kgo.ConsumeTopics("pc"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for got := 0; got < n; {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Value) != fmt.Sprint(got) {
+				t.Fatalf("record %d is %q", got, r.Value)
+			}
+			got++
+		})
+	}
+}

@@ -34,6 +34,8 @@ type Node struct {
 	meta    metaStore
 	pids    pidAllocator
 	syncing []*partition // partitions appended to since the last Ready
+	// flushDue are page-cache-mode partitions waiting for flush.ms.
+	flushDue []*partition
 
 	produces []*pendingProduce
 	fetches  []*pendingFetch
@@ -144,6 +146,10 @@ func (n *Node) Ready() port.Ready {
 	for _, p := range n.syncing {
 		p.syncQueued = false
 		n.issue(p, p.log.MaybeSync(n.now.MonoNs))
+		if p.log.FlushDueMonoNs() > 0 && !p.flushTracked {
+			p.flushTracked = true
+			n.flushDue = append(n.flushDue, p)
+		}
 	}
 	n.syncing = n.syncing[:0]
 	n.meta.maybeWrite(n)
@@ -266,6 +272,18 @@ func (n *Node) expire() {
 		}
 		n.fetches = kept
 	}
+	if len(n.flushDue) > 0 {
+		kept := n.flushDue[:0]
+		for _, p := range n.flushDue {
+			if due := p.log.FlushDueMonoNs(); due > 0 && now < due {
+				kept = append(kept, p)
+				continue
+			}
+			p.flushTracked = false
+			n.queueSync(p)
+		}
+		n.flushDue = kept
+	}
 	if now >= n.nextRetentionMonoNs && !n.booting && n.storageErr == nil {
 		n.nextRetentionMonoNs = now + n.cfg.RetentionCheckIntervalMs*1e6
 		for _, t := range n.topics.sorted {
@@ -287,11 +305,9 @@ func (n *Node) nextWake() int64 {
 	for _, f := range n.fetches {
 		wake = min(wake, f.deadlineMonoNs)
 	}
-	for _, t := range n.topics.sorted {
-		for _, p := range t.partitions {
-			if due := p.log.FlushDueMonoNs(); due > 0 {
-				wake = min(wake, due)
-			}
+	for _, p := range n.flushDue {
+		if due := p.log.FlushDueMonoNs(); due > 0 {
+			wake = min(wake, due)
 		}
 	}
 	return wake

@@ -32,8 +32,9 @@ type partition struct {
 	// visible, as for topics: partitions added by CreatePartitions appear
 	// once durable.
 	visible bool
-	// syncQueued: the partition is on the node's list for MaybeSync.
-	syncQueued bool
+	// syncQueued: the partition is on the node's list for MaybeSync;
+	// flushTracked: on its list of flush.ms deadlines.
+	syncQueued, flushTracked bool
 }
 
 func (t *topic) addPartition(l *partlog.Log) *partition {

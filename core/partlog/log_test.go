@@ -203,6 +203,23 @@ func TestPageCacheMode(t *testing.T) {
 	if l.MaybeSync(0) != nil {
 		t.Fatal("page-cache mode with no flush deadline must not sync")
 	}
+
+	cfg.FlushMs = 50
+	l.SetConfig(cfg)
+	if l.MaybeSync(10e6) != nil || l.FlushDueMonoNs() != 60e6 {
+		t.Fatalf("flush.ms 50 at 10 ms: due %d, want 60 ms", l.FlushDueMonoNs())
+	}
+	if l.MaybeSync(59e6) != nil {
+		t.Fatal("synced before flush.ms passed")
+	}
+	ops := l.MaybeSync(60e6)
+	if len(ops) == 0 || l.FlushDueMonoNs() != 0 {
+		t.Fatal("no sync once flush.ms passed")
+	}
+	d.complete(l, ops)
+	if l.DurableOffset() != 1 {
+		t.Fatalf("durable %d after the flush", l.DurableOffset())
+	}
 }
 
 func TestRecoveryTruncatesTornTail(t *testing.T) {
