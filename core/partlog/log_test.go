@@ -212,7 +212,7 @@ func TestPageCacheMode(t *testing.T) {
 	if l.MaybeSync(59e6) != nil {
 		t.Fatal("synced before flush.ms passed")
 	}
-	ops := l.MaybeSync(60e6)
+	ops = l.MaybeSync(60e6)
 	if len(ops) == 0 || l.FlushDueMonoNs() != 0 {
 		t.Fatal("no sync once flush.ms passed")
 	}
