@@ -139,6 +139,9 @@ func checkLeaderEpoch(clientEpoch int32) *kerr.Error {
 // fetchReady reports whether a fetch should be answered now: min_bytes are
 // available, or some partition has an error to report.
 func (n *Node) fetchReady(f *pendingFetch) bool {
+	if f.req.MinBytes <= 0 {
+		return true
+	}
 	var total int64
 	for _, sp := range f.parts {
 		p, err := n.resolve(sp, f.req.Version)
@@ -149,7 +152,7 @@ func (n *Node) fetchReady(f *pendingFetch) bool {
 		if rerr != nil {
 			return true
 		}
-		if total += sl.Len; total >= int64(f.req.MinBytes) && total > 0 {
+		if total += sl.Len; total >= int64(f.req.MinBytes) {
 			return true
 		}
 	}
