@@ -12,15 +12,36 @@ Prints one line, "PASS confluent-kafka N records" or
 python3-confluent-kafka is installed there, not in other interpreters on PATH.
 """
 
+import logging
 import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep scripts/clients free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xlang  # noqa: E402
 
 CLIENT = "confluent-kafka"
 DEADLINE = 50  # seconds; run.sh kills the check at 60
+
+
+class LastError(logging.Handler):
+    """Passes librdkafka's log lines to stderr and keeps the last warning or
+    error, so a FAIL line can say what librdkafka complained about."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.last = None
+
+    def emit(self, record):
+        msg = record.getMessage()
+        print("librdkafka %s %s" % (record.levelname, msg), file=sys.stderr)
+        if record.levelno >= logging.WARNING:
+            self.last = msg
+
+
+def with_last_error(reason, handler):
+    return reason + ("; last librdkafka error: %s" % handler.last if handler.last else "")
 
 
 def main():
@@ -39,7 +60,12 @@ def main():
           file=sys.stderr)
 
     nparts, recs = xlang.load_records()
-    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000}
+    last = LastError()
+    log = logging.getLogger("librdkafka")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(last)
+    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": log}
 
     admin = AdminClient(dict(common))
     fut = admin.create_topics([NewTopic(topic, num_partitions=nparts, replication_factor=1)],
@@ -47,7 +73,7 @@ def main():
     try:
         fut[topic].result(timeout=20)
     except Exception as e:  # noqa: BLE001
-        return xlang.result_line(CLIENT, 0, ["create topic %s: %s" % (topic, e)])
+        return xlang.result_line(CLIENT, 0, [with_last_error("create topic %s: %s" % (topic, e), last)])
     # Wait until metadata shows every partition with a leader (bounded).
     while True:
         md = admin.list_topics(topic=topic, timeout=10).topics.get(topic)
@@ -78,7 +104,7 @@ def main():
         producer.produce(topic, value=r["value"], key=r["key"], **kw)
     left = producer.flush(35)
     if left:
-        return xlang.result_line(CLIENT, 0, ["%d records not delivered after 35s" % left])
+        return xlang.result_line(CLIENT, 0, [with_last_error("%d records not delivered after 35s" % left, last)])
     if errors:
         return xlang.result_line(CLIENT, 0, ["delivery failed: %s" % errors[0]])
 
@@ -92,10 +118,18 @@ def main():
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(nparts)])
     got = {p: [] for p in range(nparts)}
     eof = set()
+    all_read_at = None  # when the last expected record arrived
     try:
         while len(eof) < nparts:
-            if time.monotonic() - start > DEADLINE:
-                return xlang.result_line(CLIENT, 0, ["consume timed out; partitions at end: %s" % sorted(eof)])
+            n = sum(len(v) for v in got.values())
+            if n >= len(recs) and all_read_at is None:
+                all_read_at = time.monotonic()
+            late = all_read_at is not None and time.monotonic() - all_read_at > 10
+            if late or time.monotonic() - start > DEADLINE:
+                return xlang.result_line(CLIENT, 0, [with_last_error(
+                    "consume did not reach the end of every partition within %s after %d of %d records "
+                    "(partitions at end: %s)" % ("10s of the last record" if late else "%ds" % DEADLINE,
+                                                 n, len(recs), sorted(eof)), last)])
             m = consumer.poll(0.5)
             if m is None:
                 continue
@@ -103,7 +137,7 @@ def main():
                 if m.error().code() == KafkaError._PARTITION_EOF:
                     eof.add(m.partition())
                     continue
-                return xlang.result_line(CLIENT, 0, ["consume: %s" % m.error()])
+                return xlang.result_line(CLIENT, 0, [with_last_error("consume: %s" % m.error(), last)])
             got[m.partition()].append((m.key(), m.value(), list(m.headers() or [])))
     finally:
         consumer.close()

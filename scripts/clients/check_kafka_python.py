@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep scripts/clients free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xlang  # noqa: E402
 

@@ -117,7 +117,8 @@ async function main() {
     process.exit(2)
   }
   let stage = 'connect'
-  const timer = setTimeout(() => fail(`timed out after ${DEADLINE_MS / 1000}s (${stage})`), DEADLINE_MS)
+  let progress = () => ''
+  const timer = setTimeout(() => fail(`timed out after ${DEADLINE_MS / 1000}s (${stage}${progress()})`), DEADLINE_MS)
   const { partitions: nparts, records } = loadRecords()
 
   const kafka = new Kafka({
@@ -181,6 +182,10 @@ async function main() {
 
   stage = 'consume'
   const got = {}
+  let seen = 0
+  progress = () => `, ${seen} of ${total} records`
+  let done
+  const finished = new Promise(resolve => (done = resolve))
   const consumer = kafka.consumer({
     groupId: `xlang-kafkajs-${process.pid}-${Date.now()}`,
     sessionTimeout: 10000,
@@ -189,11 +194,13 @@ async function main() {
     maxWaitTimeInMs: 500,
     allowAutoTopicCreation: false,
   })
+  // A crash means kafkajs gave up retrying (e.g. no group coordinator): fail
+  // now with its error instead of waiting for the deadline.
+  consumer.on(consumer.events.CRASH, ({ payload }) =>
+    fail(`consumer crashed after ${seen} of ${total} records: ${payload.error.name}: ${payload.error.message}`)
+  )
   await consumer.connect()
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
-  let done
-  const finished = new Promise(resolve => (done = resolve))
-  let seen = 0
   await consumer.run({
     autoCommit: false,
     eachMessage: async ({ partition, message }) => {

@@ -31,6 +31,12 @@ fail() {
 	exit 1
 }
 
+# last_error: the last error librdkafka or kcat logged, for FAIL lines.
+last_error() {
+	grep -aE '^%[0-3]\||^% ERROR' "$work/kcat.log" 2>/dev/null | tail -n1 |
+		sed -E 's/^%[0-3]\|[0-9.]+\|([A-Z]+)\|[^|]*\| \[[^]]*\]: /\1 /; s/^% ERROR: //' || true
+}
+
 command -v kcat >/dev/null || fail "kcat not installed"
 
 # Any string absent from every key and value (xlang.py checks that).
@@ -74,15 +80,25 @@ for msg in "$work"/rec-*.msg; do
 	if ! timeout 40 kcat "${common[@]}" -P -t "$topic" -K "$keydelim" -D "$msgdelim" \
 		-X enable.idempotence=true -X acks=all -X message.timeout.ms=30000 \
 		"${args[@]}" <"$msg" 2>>"$work/kcat.log"; then
-		fail "produce of $(basename "$msg" .msg) failed: $(tail -n1 "$work/kcat.log")"
+		fail "produce of $(basename "$msg" .msg) failed: $(last_error)"
 	fi
 done
 
 # 3. Consume all partitions from the beginning; -e exits at the end of all.
+# (No -q: librdkafka's own errors then reach kcat.log.)
 fmt=$("$py" "$here/xlang.py" kcat-format)
-if ! timeout 30 kcat "${common[@]}" -C -t "$topic" -o beginning -e -q \
-	-f "$fmt" >"$work/out.bin" 2>>"$work/kcat.log"; then
-	fail "consume failed or timed out: $(tail -n1 "$work/kcat.log")"
+crc=0
+timeout 30 kcat "${common[@]}" -C -t "$topic" -o beginning -e \
+	-f "$fmt" >"$work/out.bin" 2>>"$work/kcat.log" || crc=$?
+if [[ $crc -ne 0 ]]; then
+	read_n=$(grep -ac '^@@WEIR-XLANG ' "$work/out.bin" || true)
+	if [[ $crc -eq 124 ]]; then
+		why="did not reach the end of every partition within 30s"
+	else
+		why="failed (exit $crc)"
+	fi
+	err=$(last_error)
+	fail "consume $why after $read_n of $n records${err:+; last error: $err}"
 fi
 
 # 4. Compare (prints the PASS/FAIL line).

@@ -31,12 +31,13 @@ limit=${XLANG_TIMEOUT:-60}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
+# check_cmd CLIENT: sets the array cmd to the check's command line.
 check_cmd() {
 	case $1 in
-	kcat) echo bash "$here/check_kcat.sh" ;;
-	kafka-python) echo /usr/bin/python3 "$here/check_kafka_python.py" ;;
-	confluent-kafka) echo /usr/bin/python3 "$here/check_confluent.py" ;;
-	kafkajs) echo node "$here/check_kafkajs.js" ;;
+	kcat) cmd=(bash "$here/check_kcat.sh") ;;
+	kafka-python) cmd=(/usr/bin/python3 "$here/check_kafka_python.py") ;;
+	confluent-kafka) cmd=(/usr/bin/python3 "$here/check_confluent.py") ;;
+	kafkajs) cmd=(node "$here/check_kafkajs.js") ;;
 	*) return 1 ;;
 	esac
 }
@@ -46,7 +47,8 @@ npass=0
 nfail=0
 start_all=$SECONDS
 for client in $clients; do
-	if ! cmd=$(check_cmd "$client"); then
+	cmd=()
+	if ! check_cmd "$client"; then
 		echo "FAIL $client unknown client"
 		failed=1
 		nfail=$((nfail + 1))
@@ -55,8 +57,7 @@ for client in $clients; do
 	topic="xlang-$client-$run_id"
 	t0=$(date +%s.%N)
 	rc=0
-	# shellcheck disable=SC2086 # cmd is a word list without spaces in words
-	timeout -k 5 "$limit" $cmd "$bootstrap" "$topic" </dev/null >"$logs/$client.out" 2>"$logs/$client.err" || rc=$?
+	timeout -k 5 "$limit" "${cmd[@]}" "$bootstrap" "$topic" </dev/null >"$logs/$client.out" 2>"$logs/$client.err" || rc=$?
 	took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	line=$(grep -E "^(PASS|FAIL) $client( |$)" "$logs/$client.out" | tail -n1 || true)
 	if [[ $rc -eq 0 && $line == "PASS "* ]]; then
