@@ -155,7 +155,11 @@ func (s *Server) read(c *conn) {
 		if err != nil {
 			s.log.Debug("request did not decode", "conn", c.id, "remote", c.remote, "err", err)
 		}
-		s.post(port.Request{Conn: c.id, Header: hdr, Body: body, Err: err, FrameBytes: 4 + int(size)})
+		req := port.Request{Conn: c.id, Header: hdr, Body: body, Err: err, FrameBytes: 4 + int(size)}
+		if err == nil && s.cfg.Precheck != nil {
+			s.cfg.Precheck(&req)
+		}
+		s.post(req)
 	}
 }
 

@@ -25,6 +25,10 @@ type Config struct {
 	MaxRequestBytes int32
 	// Supported is the API versions the node serves, for wire.ParseRequest.
 	Supported wire.Supported
+	// Precheck, if set, runs on the connection goroutine after a request is
+	// decoded and before the loop sees it: the node's CPU-heavy, stateless
+	// validation (broker.Precheck), done in parallel across connections.
+	Precheck func(*port.Request)
 	// Logger receives connection events (Debug) and protocol errors (Warn).
 	// Nil means slog.Default().
 	Logger *slog.Logger

@@ -26,6 +26,7 @@ import (
 	"github.com/weirmq/weir/core/broker"
 	"github.com/weirmq/weir/core/config"
 	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/record"
 	"github.com/weirmq/weir/diskshim"
 	"github.com/weirmq/weir/netshim"
 )
@@ -119,6 +120,9 @@ func serve(cfg *config.Broker, logger *slog.Logger) error {
 		Listen:          listen,
 		MaxRequestBytes: cfg.SocketRequestMaxBytes,
 		Supported:       broker.Supported,
+		Precheck: func(r *port.Request) {
+			broker.Precheck(r, record.DecompressLimit(cfg.MessageMaxBytes))
+		},
 		Logger:          logger,
 		ShutdownTimeout: 10 * time.Second,
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/record"
 )
 
@@ -36,10 +37,11 @@ type produceWait struct {
 	out  *kmsg.ProduceResponseTopicPartition
 }
 
-func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest) {
+func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest, checked []port.CheckedBatch) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	pp := &pendingProduce{slot: s, resp: resp, deadlineMonoNs: n.now.MonoNs + int64(req.TimeoutMillis)*1e6}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	k := 0 // index into checked
 	for i, rt := range req.Topics {
 		out := &resp.Topics[i]
 		*out = kmsg.NewProduceResponseTopic()
@@ -49,7 +51,12 @@ func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 			op := &out.Partitions[j]
 			*op = kmsg.NewProduceResponseTopicPartition()
 			op.Partition = rp.Partition
-			part, last, err := n.produceOne(req, rt.Topic, rp)
+			var pre *port.CheckedBatch
+			if k < len(checked) {
+				pre = &checked[k]
+			}
+			k++
+			part, last, err := n.produceOne(req, rt.Topic, rp, pre)
 			if err != nil {
 				var ke *kerr.Error
 				if !errors.As(err, &ke) {
@@ -86,8 +93,9 @@ type appended struct {
 	logAppendTime bool
 }
 
-// produceOne appends one partition's batch, or says why not.
-func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition) (*partition, appended, error) {
+// produceOne appends one partition's batch, or says why not. pre is the
+// driver's record.Check of the batch, if it made one.
+func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition, pre *port.CheckedBatch) (*partition, appended, error) {
 	var a appended
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		return nil, a, kerr.InvalidRequiredAcks
@@ -106,11 +114,15 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if req.Acks == -1 && t.cfg.MinInsyncReplicas > 1 {
 		return nil, a, kerr.NotEnoughReplicas
 	}
-	h, err := record.Validate(rp.Records, t.cfg.MaxMessageBytes, n.now.WallMs,
-		timestampBound(t.cfg.MessageTimestampBeforeMaxMs), timestampBound(t.cfg.MessageTimestampAfterMaxMs))
+	c, err := n.check(t, rp.Records, pre)
+	if err == nil {
+		err = c.Admit(t.cfg.MaxMessageBytes, n.now.WallMs,
+			timestampBound(t.cfg.MessageTimestampBeforeMaxMs), timestampBound(t.cfg.MessageTimestampAfterMaxMs))
+	}
 	if err != nil {
 		return nil, a, err
 	}
+	h := c.Header
 	if h.IsTransactional() || req.TransactionID != nil {
 		return nil, a, kerr.InvalidTxnState
 	}
@@ -123,6 +135,35 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	n.queueSync(p)
 	a.base, a.last = res.Base, res.Last
 	return p, a, nil
+}
+
+// check returns the driver's record.Check of a batch, or makes it: when the
+// driver did not check, or checked with a decompression limit below what
+// this topic allows.
+func (n *Node) check(t *topic, records []byte, pre *port.CheckedBatch) (record.Checked, error) {
+	if pre != nil && !errors.Is(pre.Err, record.ErrDecompressedTooLarge) {
+		return pre.Checked, pre.Err
+	}
+	return record.Check(records, record.DecompressLimit(t.cfg.MaxMessageBytes))
+}
+
+// Precheck runs record.Check on a produce request's batches and stores the
+// outcomes in in.Checked. It is pure and touches no node state, so drivers
+// call it on connection goroutines, in parallel, before handing the request
+// to the node (DESIGN.md section 3). decompressLimit bounds the memory a
+// compressed batch may take there; batches beyond it are checked again by
+// the node against their topic's own limit.
+func Precheck(in *port.Request, decompressLimit int64) {
+	req, ok := in.Body.(*kmsg.ProduceRequest)
+	if !ok {
+		return
+	}
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			c, err := record.Check(rp.Records, decompressLimit)
+			in.Checked = append(in.Checked, port.CheckedBatch{Checked: c, Err: err})
+		}
+	}
 }
 
 // timestampBound maps Kafka's "no bound" (Long.MAX_VALUE) to record's.

@@ -362,7 +362,7 @@ func (n *Node) handleRequest(r port.Request) {
 	}
 	switch req := r.Body.(type) {
 	case *kmsg.ProduceRequest:
-		n.handleProduce(s, req)
+		n.handleProduce(s, req, r.Checked)
 	case *kmsg.FetchRequest:
 		n.handleFetch(s, req)
 	case *kmsg.ListOffsetsRequest:

@@ -3,6 +3,7 @@ package port
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/record"
 	"github.com/weirmq/weir/core/wire"
 )
 
@@ -45,6 +46,17 @@ type Request struct {
 	Err    error
 	// FrameBytes is the size of the frame on the wire, for limits and metrics.
 	FrameBytes int
+	// Checked holds, for a Produce request, what record.Check found in
+	// each partition's records, in request order (topics, then their
+	// partitions). The driver fills it off the core's thread with
+	// broker.Precheck; when nil the core checks the records itself.
+	Checked []CheckedBatch
+}
+
+// CheckedBatch is one partition's record.Check outcome.
+type CheckedBatch struct {
+	record.Checked
+	Err error
 }
 
 // DiskDone reports the end of a disk operation. Err is nil on success.

@@ -204,7 +204,7 @@ func recordsSection(batch []byte, codec int8, limit int64) ([]byte, error) {
 	}
 	data, err := decompress(codec, batch[HeaderSize:], limit)
 	if err != nil {
-		return nil, fail(kerr.CorruptMessage, "records section (compression %d): %v", codec, err)
+		return nil, fmt.Errorf("%w: records section (compression %d): %w", kerr.CorruptMessage, codec, err)
 	}
 	return data, nil
 }
@@ -213,10 +213,13 @@ func recordsSection(batch []byte, codec int8, limit int64) ([]byte, error) {
 const maxDecompressed = 512 << 20
 
 var (
-	errTooBig     = errors.New("decompressed size exceeds the limit")
-	errBadCodec   = errors.New("unsupported compression codec")
-	xerialMagic   = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-	xerialHdrSize = len(xerialMagic) + 8 // magic, version, compatible version
+	// ErrDecompressedTooLarge: a compressed batch would decompress past the
+	// limit given to Check; a caller that used a smaller limit than the
+	// topic allows should check again with the topic's.
+	ErrDecompressedTooLarge = errors.New("decompressed size exceeds the limit")
+	errBadCodec             = errors.New("unsupported compression codec")
+	xerialMagic             = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+	xerialHdrSize           = len(xerialMagic) + 8 // magic, version, compatible version
 )
 
 func decompress(codec int8, src []byte, limit int64) ([]byte, error) {
@@ -250,7 +253,7 @@ func readAtMost(r io.Reader, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, errTooBig
+		return nil, ErrDecompressedTooLarge
 	}
 	return b, nil
 }
@@ -291,7 +294,7 @@ func unsnappyBlock(dst, block []byte, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(dst))+int64(n) > limit {
-		return nil, errTooBig
+		return nil, ErrDecompressedTooLarge
 	}
 	dst = slices.Grow(dst, n)
 	if _, err := snappy.DecodeStrict(dst[len(dst):len(dst)+n], block); err != nil {

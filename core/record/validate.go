@@ -3,86 +3,125 @@ package record
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Validate checks one produce request's records for one partition as Apache
-// Kafka's LogValidator does for magic v2, and returns the parsed header.
-//
-// Produce v3+ requires exactly one batch. The batch must be complete, CRC
-// valid, at most maxBatchBytes long, not a control batch, and have a record
-// count matching its offset deltas; an idempotent batch must carry a
-// sequence number. Every record must parse, record i must have offset
-// delta i, and compressed batches are decompressed to check them, the
-// decompressed size capped at 8 × maxBatchBytes (at most 512 MiB). The
-// batch must use CreateTime, and every record timestamp other than -1 must
-// lie in [nowMs-beforeMaxMs, nowMs+afterMaxMs] (KIP-937's
-// message.timestamp.before.max.ms and after.max.ms); a negative bound is no
-// bound.
-//
-// Like Kafka, Validate corrects a MaxTimestamp that disagrees with the
-// records, rewriting it and the CRC in records, so that a client cannot put a
-// misleading time on the log that retention and the time index rely on.
-// Base offsets are accepted as sent since the leader overwrites them.
+// Kafka's LogValidator does for magic v2, and returns the parsed header. It
+// is Check with a decompression limit of 8 × maxBatchBytes (at most
+// 512 MiB), followed by Admit.
 //
 // Errors wrap the *kerr.Error to report.
 func Validate(records []byte, maxBatchBytes int32, nowMs, beforeMaxMs, afterMaxMs int64) (Header, error) {
+	c, err := Check(records, DecompressLimit(maxBatchBytes))
+	if err != nil {
+		return Header{}, err
+	}
+	return c.Header, c.Admit(maxBatchBytes, nowMs, beforeMaxMs, afterMaxMs)
+}
+
+// DecompressLimit is how far a batch of at most maxBatchBytes may
+// decompress: eight times, at most 512 MiB.
+func DecompressLimit(maxBatchBytes int32) int64 { return min(8*int64(maxBatchBytes), maxDecompressed) }
+
+// Checked is what Check learned about a well-formed batch.
+type Checked struct {
+	Header Header
+	// MinTimestamp and MaxTimestamp bound the records' timestamps, leaving
+	// out records without one (-1); MinTimestamp > MaxTimestamp when none
+	// has a timestamp.
+	MinTimestamp, MaxTimestamp int64
+}
+
+// Check does the part of validation that depends only on the bytes: it is
+// the CPU-heavy part (CRC, decompression, parsing every record), so the
+// production driver runs it on connection goroutines in parallel (DESIGN.md
+// section 3) and the core applies only Admit.
+//
+// Produce v3+ requires exactly one batch. The batch must be complete, CRC
+// valid, not a control batch, and have a record count matching its offset
+// deltas; an idempotent batch must carry a sequence number. Every record
+// must parse and record i must have offset delta i; compressed batches are
+// decompressed, into at most decompressLimit bytes, to check them. The batch
+// must use CreateTime.
+//
+// Like Kafka, Check corrects a MaxTimestamp that disagrees with the records,
+// rewriting it and the CRC in records, so that a client cannot put a
+// misleading time on the log that retention and the time index rely on.
+// Base offsets are accepted as sent since the leader overwrites them.
+func Check(records []byte, decompressLimit int64) (Checked, error) {
 	switch {
 	case len(records) == 0:
-		return Header{}, fail(kerr.InvalidRecord, "no record batch")
+		return Checked{}, fail(kerr.InvalidRecord, "no record batch")
 	case len(records) <= magicOffset:
-		return Header{}, fail(kerr.CorruptMessage, "%d bytes cannot hold a batch", len(records))
+		return Checked{}, fail(kerr.CorruptMessage, "%d bytes cannot hold a batch", len(records))
 	case records[magicOffset] != 2:
-		return Header{}, fail(kerr.UnsupportedForMessageFormat, "magic %d, only 2 is supported", int8(records[magicOffset]))
+		return Checked{}, fail(kerr.UnsupportedForMessageFormat, "magic %d, only 2 is supported", int8(records[magicOffset]))
 	}
 	length := int32(binary.BigEndian.Uint32(records[lengthOffset:]))
 	size := logOverhead + int64(length)
 	switch {
 	case length < HeaderSize-logOverhead:
-		return Header{}, fail(kerr.CorruptMessage, "batch length %d is below the minimum %d", length, HeaderSize-logOverhead)
+		return Checked{}, fail(kerr.CorruptMessage, "batch length %d is below the minimum %d", length, HeaderSize-logOverhead)
 	case int64(len(records)) < size:
-		return Header{}, fail(kerr.CorruptMessage, "batch of %d bytes truncated to %d", size, len(records))
-	case size > int64(maxBatchBytes):
-		return Header{}, fail(kerr.MessageTooLarge, "batch of %d bytes exceeds the limit of %d", size, maxBatchBytes)
+		return Checked{}, fail(kerr.CorruptMessage, "batch of %d bytes truncated to %d", size, len(records))
 	case int64(len(records)) > size:
 		if _, _, err := ScanOne(records[size:]); err == nil {
-			return Header{}, fail(kerr.InvalidRecord, "more than one record batch")
+			return Checked{}, fail(kerr.InvalidRecord, "more than one record batch")
 		}
-		return Header{}, fail(kerr.CorruptMessage, "%d bytes follow the batch", int64(len(records))-size)
+		return Checked{}, fail(kerr.CorruptMessage, "%d bytes follow the batch", int64(len(records))-size)
 	case !crcValid(records):
-		return Header{}, fail(kerr.CorruptMessage, "CRC mismatch")
+		return Checked{}, fail(kerr.CorruptMessage, "CRC mismatch")
 	}
 	h := parseHeader(records)
 	if err := checkHeader(h); err != nil {
-		return Header{}, err
+		return Checked{}, err
 	}
-
-	limit := min(8*int64(maxBatchBytes), maxDecompressed)
-	data, err := recordsSection(records, h.Compression(), limit)
+	data, err := recordsSection(records, h.Compression(), decompressLimit)
 	if err != nil {
-		return Header{}, err
+		return Checked{}, err
 	}
-	maxTimestamp := int64(-1) // Kafka's NO_TIMESTAMP, which an empty max keeps
+	c := Checked{MinTimestamp: math.MaxInt64, MaxTimestamp: -1} // -1: Kafka's NO_TIMESTAMP
 	err = eachRecord(data, h.NumRecords, false, func(i int32, r record) error {
 		if r.offsetDelta != i {
 			return fail(kerr.InvalidRecord, "record %d has offset delta %d", i, r.offsetDelta)
 		}
-		ts := h.FirstTimestamp + r.timestampDelta
-		if ts != -1 && !inWindow(ts, nowMs, beforeMaxMs, afterMaxMs) {
-			return fail(kerr.InvalidTimestamp, "record %d has timestamp %d, outside [now-%d ms, now+%d ms] of now %d", i, ts, beforeMaxMs, afterMaxMs, nowMs)
+		if ts := h.FirstTimestamp + r.timestampDelta; ts != -1 {
+			c.MinTimestamp, c.MaxTimestamp = min(c.MinTimestamp, ts), max(c.MaxTimestamp, ts)
 		}
-		maxTimestamp = max(maxTimestamp, ts)
 		return nil
 	})
 	if err != nil {
-		return Header{}, err
+		return Checked{}, err
 	}
-	if h.MaxTimestamp != maxTimestamp {
-		setMaxTimestamp(records, false, maxTimestamp)
+	if h.MaxTimestamp != c.MaxTimestamp {
+		setMaxTimestamp(records, false, c.MaxTimestamp)
 		h = parseHeader(records)
 	}
-	return h, nil
+	c.Header = h
+	return c, nil
+}
+
+// Admit applies the checks that depend on the topic and the clock to a
+// batch Check accepted: its size against maxBatchBytes (max.message.bytes),
+// and every record timestamp against [nowMs-beforeMaxMs, nowMs+afterMaxMs]
+// (KIP-937's message.timestamp.before.max.ms and after.max.ms; a negative
+// bound is no bound).
+func (c Checked) Admit(maxBatchBytes int32, nowMs, beforeMaxMs, afterMaxMs int64) error {
+	if size := c.Header.Size(); size > int64(maxBatchBytes) {
+		return fail(kerr.MessageTooLarge, "batch of %d bytes exceeds the limit of %d", size, maxBatchBytes)
+	}
+	if c.MinTimestamp > c.MaxTimestamp {
+		return nil
+	}
+	for _, ts := range []int64{c.MinTimestamp, c.MaxTimestamp} {
+		if !inWindow(ts, nowMs, beforeMaxMs, afterMaxMs) {
+			return fail(kerr.InvalidTimestamp, "a record has timestamp %d, outside [now-%d ms, now+%d ms] of now %d", ts, beforeMaxMs, afterMaxMs, nowMs)
+		}
+	}
+	return nil
 }
 
 // checkHeader applies LogValidator's rules for batches coming from clients.
