@@ -30,12 +30,7 @@ func (n *Node) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	pending := 1
-	finish := func() {
-		if pending--; pending == 0 {
-			n.respond(s, resp)
-		}
-	}
+	bar := newBarrier(func() { n.respond(s, resp) })
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		out := &resp.Topics[i]
@@ -67,24 +62,19 @@ func (n *Node) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 			setErr(&out.ErrorCode, &out.ErrorMessage, kerr.KafkaStorageError, "the log directory is offline")
 			continue
 		}
-		pending++
+		finish := bar.wait(req.TimeoutMillis > 0)
 		t, err := n.createTopic(rt.Topic, partitions, overrides, func(ok bool) {
 			if !ok {
 				setErr(&out.ErrorCode, &out.ErrorMessage, kerr.KafkaStorageError, "the log directory went offline")
 			}
-			if req.TimeoutMillis > 0 {
-				finish()
-			}
+			finish()
 		})
 		if err != nil {
 			panic(fmt.Sprintf("broker: create checked topic: %v", err))
 		}
 		out.TopicID = t.id
-		if req.TimeoutMillis <= 0 {
-			pending--
-		}
 	}
-	finish()
+	bar.done()
 }
 
 func setErr(code *int16, msg **string, e *kerr.Error, text string) {

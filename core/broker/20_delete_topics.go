@@ -27,12 +27,7 @@ func (n *Node) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 			targets = append(targets, target{name: &req.TopicNames[i]})
 		}
 	}
-	pending := 1
-	finish := func() {
-		if pending--; pending == 0 {
-			n.respond(s, resp)
-		}
-	}
+	bar := newBarrier(func() { n.respond(s, resp) })
 	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, len(targets))
 	for i, tg := range targets {
 		out := &resp.Topics[i]
@@ -54,20 +49,15 @@ func (n *Node) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 			out.ErrorCode = kerr.KafkaStorageError.Code
 			continue
 		}
-		pending++
+		finish := bar.wait(req.TimeoutMillis > 0)
 		n.deleteTopic(t, func(ok bool) {
 			if !ok {
 				out.ErrorCode = kerr.KafkaStorageError.Code
 			}
-			if req.TimeoutMillis > 0 {
-				finish()
-			}
+			finish()
 		})
-		if req.TimeoutMillis <= 0 {
-			pending--
-		}
 	}
-	finish()
+	bar.done()
 }
 
 func (n *Node) deleteTopic(t *topic, done func(ok bool)) {

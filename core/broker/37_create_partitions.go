@@ -19,12 +19,7 @@ func (n *Node) handleCreatePartitions(s *slot, req *kmsg.CreatePartitionsRequest
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	pending := 1
-	finish := func() {
-		if pending--; pending == 0 {
-			n.respond(s, resp)
-		}
-	}
+	bar := newBarrier(func() { n.respond(s, resp) })
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		out := &resp.Topics[i]
@@ -42,7 +37,7 @@ func (n *Node) handleCreatePartitions(s *slot, req *kmsg.CreatePartitionsRequest
 		if req.ValidateOnly {
 			continue
 		}
-		pending++
+		finish := bar.wait(req.TimeoutMillis > 0)
 		n.addPartitions(t, rt.Count)
 		mt := n.meta.topic(t.name)
 		mt.Partitions = rt.Count
@@ -54,15 +49,10 @@ func (n *Node) handleCreatePartitions(s *slot, req *kmsg.CreatePartitionsRequest
 			} else {
 				out.ErrorCode = kerr.KafkaStorageError.Code
 			}
-			if req.TimeoutMillis > 0 {
-				finish()
-			}
+			finish()
 		})
-		if req.TimeoutMillis <= 0 {
-			pending--
-		}
 	}
-	finish()
+	bar.done()
 }
 
 func (n *Node) checkNewPartitions(rt kmsg.CreatePartitionsRequestTopic, duplicate bool) (*topic, error) {

@@ -63,3 +63,30 @@ func (n *Node) respondChunks(s *slot, chunks []port.Chunk) {
 	}
 	c.queue = c.queue[i:]
 }
+
+// barrier answers a request once all the work it waits for is done, for
+// handlers whose parts finish at different times (each topic's metadata
+// write, say). The handler itself holds one part until it has issued all
+// the others, and finishes it with done.
+type barrier struct {
+	pending int
+	answer  func()
+}
+
+func newBarrier(answer func()) *barrier { return &barrier{pending: 1, answer: answer} }
+
+// wait adds a part to wait for, if block (Kafka's admin requests do not wait
+// when timeout_ms is zero), and returns what finishes it.
+func (b *barrier) wait(block bool) func() {
+	if !block {
+		return func() {}
+	}
+	b.pending++
+	return b.done
+}
+
+func (b *barrier) done() {
+	if b.pending--; b.pending == 0 {
+		b.answer()
+	}
+}
