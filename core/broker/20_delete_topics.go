@@ -2,7 +2,8 @@ package broker
 
 // DeleteTopics v1-v6 (by name, and by topic id from v6).
 //
-// A deleted topic disappears for clients at once; its directories are
+// With delete.topic.enable=false every deletion is refused with
+// TOPIC_DELETION_DISABLED. A deleted topic disappears for clients at once; its directories are
 // removed after the metadata change is durable, and the response waits for
 // that, unless timeout_ms is zero.
 
@@ -45,6 +46,10 @@ func (n *Node) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 			continue
 		}
 		out.Topic, out.TopicID = &t.name, t.id
+		if !n.cfg.DeleteTopicEnable {
+			out.ErrorCode = kerr.TopicDeletionDisabled.Code
+			continue
+		}
 		if n.storageErr != nil {
 			out.ErrorCode = kerr.KafkaStorageError.Code
 			continue
