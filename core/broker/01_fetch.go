@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/wire"
 )
@@ -148,7 +149,7 @@ func (n *Node) fetchReady(f *pendingFetch) bool {
 		if err != nil {
 			return true
 		}
-		sl, rerr := p.log.Read(sp.offset, int64(sp.maxBytes), p.log.StableOffset(), true)
+		sl, rerr := p.log.Read(sp.offset, int64(sp.maxBytes), fetchEnd(p), true)
 		if rerr != nil {
 			return true
 		}
@@ -177,7 +178,7 @@ func (n *Node) answerFetch(f *pendingFetch) {
 		hasData := false
 		p, err := n.resolve(sp, req.Version)
 		if err == nil {
-			stable := p.log.StableOffset()
+			stable := fetchEnd(p)
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = stable, stable, p.log.StartOffset()
 			sl, rerr := p.log.Read(sp.offset, min(int64(sp.maxBytes), remaining), stable, minOne)
 			switch {
@@ -215,4 +216,13 @@ func appendFetchPartition(resp *kmsg.FetchResponse, sp *sessionPart, rp kmsg.Fet
 	rt.Topic, rt.TopicID = sp.topic, sp.topicID
 	rt.Partitions = []kmsg.FetchResponseTopicPartition{rp}
 	resp.Topics = append(resp.Topics, rt)
+}
+
+// fetchEnd is where fetches stop and the high watermark they report: the
+// stable offset.
+func fetchEnd(p *partition) int64 {
+	if bugs.On(bugs.FetchUnsynced) {
+		return p.log.WrittenOffset()
+	}
+	return p.log.StableOffset()
 }

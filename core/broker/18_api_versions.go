@@ -28,6 +28,16 @@ var supported = map[int16]wire.VersionRange{
 	kmsg.DescribeConfigs.Int16():  {Min: 0, Max: 4},
 	kmsg.CreatePartitions.Int16(): {Min: 0, Max: 3},
 	kmsg.DescribeCluster.Int16():  {Min: 0, Max: 1},
+	kmsg.OffsetCommit.Int16():     {Min: 2, Max: 9},
+	kmsg.OffsetFetch.Int16():      {Min: 1, Max: 9},
+	kmsg.FindCoordinator.Int16():  {Min: 0, Max: 5},
+	kmsg.JoinGroup.Int16():        {Min: 0, Max: 9},
+	kmsg.Heartbeat.Int16():        {Min: 0, Max: 4},
+	kmsg.LeaveGroup.Int16():       {Min: 0, Max: 5},
+	kmsg.SyncGroup.Int16():        {Min: 0, Max: 5},
+	kmsg.DescribeGroups.Int16():   {Min: 0, Max: 5},
+	kmsg.ListGroups.Int16():       {Min: 0, Max: 5},
+	kmsg.DeleteGroups.Int16():     {Min: 0, Max: 2},
 }
 
 // Supported is the wire.Supported of this broker: drivers pass it to

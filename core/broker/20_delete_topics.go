@@ -70,7 +70,11 @@ func (n *Node) deleteTopic(t *topic, done func(ok bool)) {
 	n.meta.removeTopic(t.name)
 	n.meta.commit(func(ok bool) {
 		if ok {
+			// Kafka drops a deleted topic's committed offsets, so a topic
+			// created later under the same name starts with none.
+			n.groups.DeleteTopicOffsets(n.now.MonoNs, t.name)
 			for _, p := range t.partitions {
+				p.removed = true
 				n.issue(p, p.log.Remove())
 			}
 		}

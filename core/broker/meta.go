@@ -40,7 +40,10 @@ type metaStore struct {
 	loaded  bool // a metadata file existed at boot
 	writing bool
 	opsLeft int
-	dirty   bool
+	// renameNext: the temporary image is being written and synced; the
+	// rename follows once that succeeded.
+	renameNext bool
+	dirty      bool
 	// inFlight waits for the write under way; next for the one after.
 	inFlight []func(ok bool)
 	next     []func(ok bool)
@@ -109,14 +112,16 @@ func (m *metaStore) maybeWrite(n *Node) {
 	}
 	m.writing, m.dirty = true, false
 	m.inFlight, m.next = m.next, nil
+	// The rename waits for the temporary file's fsync to succeed: ops
+	// already queued on a lane run even after one fails, and a rename
+	// over the image after a failed fsync would leave a machine crash an
+	// empty or torn image to boot from.
 	ops := []port.DiskOp{
 		{Kind: port.OpRemove, Lane: metaLane, Path: metaTmp},
 		{Kind: port.OpWrite, Lane: metaLane, Path: metaTmp, Data: data},
 		{Kind: port.OpSync, Lane: metaLane, Path: metaTmp},
-		{Kind: port.OpRename, Lane: metaLane, Path: metaTmp, To: metaFile},
-		{Kind: port.OpSyncDir, Lane: metaLane, Path: "."},
 	}
-	m.opsLeft = len(ops)
+	m.opsLeft, m.renameNext = len(ops), true
 	for _, op := range ops {
 		n.issueMeta(op)
 	}
@@ -125,6 +130,12 @@ func (m *metaStore) maybeWrite(n *Node) {
 func (m *metaStore) done(n *Node) {
 	m.opsLeft--
 	if m.opsLeft > 0 {
+		return
+	}
+	if m.renameNext {
+		m.renameNext, m.opsLeft = false, 2
+		n.issueMeta(port.DiskOp{Kind: port.OpRename, Lane: metaLane, Path: metaTmp, To: metaFile})
+		n.issueMeta(port.DiskOp{Kind: port.OpSyncDir, Lane: metaLane, Path: "."})
 		return
 	}
 	m.writing = false

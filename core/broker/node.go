@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/core/config"
+	"github.com/weirmq/weir/core/group"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/wire"
@@ -40,6 +41,7 @@ type Node struct {
 	produces []*pendingProduce
 	fetches  []*pendingFetch
 	sessions sessionCache
+	groups   *group.Coordinator
 
 	nextRetentionMonoNs int64
 
@@ -74,6 +76,10 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
 	}
+	// The coordinator draws member ids from its own stream, so that group
+	// traffic does not shift the node's other random draws.
+	n.groups = group.New(group.ConfigFrom(cfg), rand.New(rand.NewPCG(seed^0x6a09e667f3bcc909, seed^0xbb67ae8584caa73b)),
+		n.partitionExists, logger, now.MonoNs)
 	image, err := n.meta.load(fs)
 	if err != nil {
 		return nil, err
@@ -145,6 +151,11 @@ func (n *Node) Step(now port.Time, in port.Input) {
 func (n *Node) Ready() port.Ready {
 	for _, p := range n.syncing {
 		p.syncQueued = false
+		if p.removed {
+			// Queued by a sync round or flush.ms deadline that outlived
+			// the delete: its files are gone, and syncing them would fail.
+			continue
+		}
 		n.issue(p, p.log.MaybeSync(n.now.MonoNs))
 		if p.log.FlushDueMonoNs() > 0 && !p.flushTracked {
 			p.flushTracked = true
@@ -247,9 +258,11 @@ func (n *Node) releaseHeld() {
 	}
 }
 
-// expire answers produces and fetches whose time is up and runs retention.
+// expire answers produces and fetches whose time is up, runs the group
+// coordinator's timers and runs retention.
 func (n *Node) expire() {
 	now := n.now.MonoNs
+	n.groups.Expire(now)
 	if len(n.produces) > 0 {
 		kept := n.produces[:0]
 		for _, pp := range n.produces {
@@ -284,14 +297,23 @@ func (n *Node) expire() {
 		}
 		n.flushDue = kept
 	}
-	if now >= n.nextRetentionMonoNs && !n.booting && n.storageErr == nil {
+	if now >= n.nextRetentionMonoNs {
+		// The check moves on even while booting or offline, when no
+		// retention runs: nextWake would otherwise ask for a wake-up in
+		// the past after every input, a busy loop.
 		n.nextRetentionMonoNs = now + n.cfg.RetentionCheckIntervalMs*1e6
-		for _, t := range n.topics.sorted {
-			for _, p := range t.partitions {
-				if ops := p.log.ApplyRetention(n.now.WallMs); len(ops) > 0 {
-					n.issue(p, ops)
-					n.queueSync(p)
-				}
+		if !n.booting && n.storageErr == nil {
+			n.applyRetention()
+		}
+	}
+}
+
+func (n *Node) applyRetention() {
+	for _, t := range n.topics.sorted {
+		for _, p := range t.partitions {
+			if ops := p.log.ApplyRetention(n.now.WallMs); len(ops) > 0 {
+				n.issue(p, ops)
+				n.queueSync(p)
 			}
 		}
 	}
@@ -304,6 +326,9 @@ func (n *Node) nextWake() int64 {
 	}
 	for _, f := range n.fetches {
 		wake = min(wake, f.deadlineMonoNs)
+	}
+	if d := n.groups.NextDeadline(); d > 0 {
+		wake = min(wake, d)
 	}
 	for _, p := range n.flushDue {
 		if due := p.log.FlushDueMonoNs(); due > 0 {
@@ -383,6 +408,26 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleCreatePartitions(s, req)
 	case *kmsg.DescribeClusterRequest:
 		n.handleDescribeCluster(s, req)
+	case *kmsg.OffsetCommitRequest:
+		n.handleOffsetCommit(s, req)
+	case *kmsg.OffsetFetchRequest:
+		n.handleOffsetFetch(s, req)
+	case *kmsg.FindCoordinatorRequest:
+		n.handleFindCoordinator(s, req)
+	case *kmsg.JoinGroupRequest:
+		n.handleJoinGroup(s, req)
+	case *kmsg.HeartbeatRequest:
+		n.handleHeartbeat(s, req)
+	case *kmsg.LeaveGroupRequest:
+		n.handleLeaveGroup(s, req)
+	case *kmsg.SyncGroupRequest:
+		n.handleSyncGroup(s, req)
+	case *kmsg.DescribeGroupsRequest:
+		n.handleDescribeGroups(s, req)
+	case *kmsg.ListGroupsRequest:
+		n.handleListGroups(s, req)
+	case *kmsg.DeleteGroupsRequest:
+		n.handleDeleteGroups(s, req)
 	default:
 		// wire.ParseRequest admits only keys Supported lists.
 		panic(fmt.Sprintf("broker: no handler for api key %d", r.Header.APIKey))

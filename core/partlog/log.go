@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/record"
 )
@@ -79,6 +80,10 @@ type Log struct {
 	// sorted so the ops a round emits do not depend on map order.
 	dirtyFiles []string
 	dirDirty   bool
+	// recoverySync: Open found data that may sit in the page cache only,
+	// so the first sync round is due whatever the flush policy says (the
+	// node serves nothing until it is done).
+	recoverySync bool
 	// unflushed counts messages appended since the last sync round began,
 	// and flushDueMonoNs is when flush.ms forces one (page-cache mode).
 	unflushed      int64
@@ -125,7 +130,7 @@ func (l *Log) WrittenOffset() int64 { return l.written }
 // end when every message is flushed before it is acknowledged, else the
 // written end (Kafka's page-cache behaviour).
 func (l *Log) StableOffset() int64 {
-	if l.cfg.FlushMessages <= 1 {
+	if l.cfg.FlushMessages <= 1 && !bugs.On(bugs.AckBeforeFsync) {
 		return l.durable
 	}
 	return l.written
@@ -253,11 +258,18 @@ func (l *Log) roll() []Op {
 	}
 	seg := &segment{base: l.end, lastIndexedTs: -1, maxTimestamp: -1}
 	l.segs = append(l.segs, seg)
-	l.dirDirty = true
+	l.dirDirty = !bugs.On(bugs.RollSkipsDirSync)
 	// Create the index files now so a closed segment always has them.
 	return []Op{
 		{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".index")}},
 		{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".timeindex")}},
+	}
+}
+
+func (l *Log) unmarkDirty(path string) {
+	i := sort.SearchStrings(l.dirtyFiles, path)
+	if i < len(l.dirtyFiles) && l.dirtyFiles[i] == path {
+		l.dirtyFiles = append(l.dirtyFiles[:i], l.dirtyFiles[i+1:]...)
 	}
 }
 
@@ -279,7 +291,7 @@ func (l *Log) MaybeSync(nowMonoNs int64) []Op {
 	if l.syncing || (len(l.dirtyFiles) == 0 && !l.dirDirty) {
 		return nil
 	}
-	if l.cfg.FlushMessages > 1 && l.unflushed < l.cfg.FlushMessages {
+	if !l.recoverySync && l.cfg.FlushMessages > 1 && l.unflushed < l.cfg.FlushMessages {
 		// flush.ms defaults to Long.MAX_VALUE in Kafka: no deadline at all.
 		if l.cfg.FlushMs < 0 || l.cfg.FlushMs > (math.MaxInt64-nowMonoNs)/1_000_000 {
 			return nil
@@ -301,6 +313,7 @@ func (l *Log) MaybeSync(nowMonoNs int64) []Op {
 	l.dirtyFiles = l.dirtyFiles[:0]
 	l.dirDirty = false
 	l.syncing = true
+	l.recoverySync = false
 	l.syncTarget = l.end
 	l.syncOpsLeft = len(ops)
 	l.unflushed = 0
@@ -423,18 +436,25 @@ func (l *Log) ApplyRetention(nowMs int64) []Op {
 		total += s.size
 	}
 	var ops []Op
-	for len(l.segs) > 1 {
+	for len(l.segs) > 1 || bugs.On(bugs.RetentionUnsafe) && len(l.segs) > 0 {
 		seg := l.segs[0]
 		expired := l.cfg.RetentionMs >= 0 && seg.maxTimestamp >= 0 && nowMs-seg.maxTimestamp > l.cfg.RetentionMs
 		tooBig := l.cfg.RetentionBytes >= 0 && total-seg.size >= l.cfg.RetentionBytes
-		if !(expired || tooBig) || seg.lastOffset() >= l.StableOffset() {
+		if !(expired || tooBig) || seg.lastOffset() >= l.StableOffset() && !bugs.On(bugs.RetentionUnsafe) {
 			break
 		}
 		for _, ext := range []string{".log", ".index", ".timeindex"} {
 			ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpRemove, Lane: l.dir, Path: l.path(seg.base, ext)}})
+			// A removed file must leave the next sync round (a roll marks
+			// the closed segment's indexes), or its fsync would fail.
+			l.unmarkDirty(l.path(seg.base, ext))
 		}
 		total -= seg.size
 		l.segs = l.segs[1:]
+		if len(l.segs) == 0 { // only with bugs.RetentionUnsafe
+			l.start = l.end
+			break
+		}
 		l.start = l.segs[0].base
 		l.dirDirty = true
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/record"
 )
@@ -68,7 +69,11 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 		// because acknowledged data was fsynced and a sync round covers
 		// every file the log wrote before it.
 		l.segs = append(l.segs, seg)
-		ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpTruncate, Lane: dir, Path: l.path(base, ".log"), Pos: valid}})
+		if bugs.On(bugs.KeepTornTail) {
+			seg.size = sizes[base] // believe the file's length
+		} else {
+			ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpTruncate, Lane: dir, Path: l.path(base, ".log"), Pos: valid}})
+		}
 		l.markDirty(l.path(base, ".log"))
 		for _, later := range bases[i+1:] {
 			for _, ext := range []string{".log", ".index", ".timeindex"} {
@@ -90,6 +95,7 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 	for _, seg := range l.segs {
 		l.markDirty(l.path(seg.base, ".log"))
 	}
+	l.recoverySync = true
 	return l, ops, nil
 }
 
@@ -180,7 +186,7 @@ func (l *Log) addRecovered(seg *segment, h record.Header, pos int64) {
 	seg.batches = append(seg.batches, batchEntry{base: h.BaseOffset, last: h.LastOffset(), pos: pos, size: h.Size(), maxTimestamp: h.MaxTimestamp})
 	seg.size = pos + h.Size()
 	seg.maxTimestamp = max(seg.maxTimestamp, h.MaxTimestamp)
-	if h.HasProducerID() && !h.IsControl() {
+	if h.HasProducerID() && !h.IsControl() && !bugs.On(bugs.ForgetProducers) {
 		l.producers.record(h, h.BaseOffset)
 	}
 }
@@ -199,10 +205,14 @@ func (l *Log) rewriteIndexes(seg *segment) []Op {
 		ext  string
 		data []byte
 	}{{".index", idx}, {".timeindex", tidx}} {
+		// Write first, then cut what is left of the old file: a write also
+		// creates an index file that a crash (or a failed create) lost,
+		// where a truncation of a missing file would fail and take the log
+		// directory offline at every boot.
 		p := l.path(seg.base, f.ext)
 		ops = append(ops,
-			Op{DiskOp: port.DiskOp{Kind: port.OpTruncate, Lane: l.dir, Path: p, Pos: 0}},
-			Op{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: p, Pos: 0, Data: f.data}})
+			Op{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: p, Pos: 0, Data: f.data}},
+			Op{DiskOp: port.DiskOp{Kind: port.OpTruncate, Lane: l.dir, Path: p, Pos: int64(len(f.data))}})
 		l.markDirty(p)
 	}
 	return ops

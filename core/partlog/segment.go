@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+
+	"github.com/weirmq/weir/core/bugs"
 )
 
 // batchEntry locates one stored batch. Batches are contiguous in a segment:
@@ -38,6 +40,9 @@ func segmentName(base int64, ext string) string {
 
 // find returns the index of the first batch whose last offset is ≥ offset.
 func (s *segment) find(offset int64) int {
+	if bugs.On(bugs.IndexOffByOne) {
+		return sort.Search(len(s.batches), func(i int) bool { return s.batches[i].last > offset })
+	}
 	return sort.Search(len(s.batches), func(i int) bool { return s.batches[i].last >= offset })
 }
 

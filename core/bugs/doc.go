@@ -1,0 +1,76 @@
+// Package bugs plants known bugs in the core so that the simulator can prove
+// it catches them (DESIGN.md section 7: "the simulator proves it has teeth").
+//
+// Each bug is a named check, `if bugs.On(bugs.X) { ... }`, at the one spot
+// where a real mistake of that kind would be made. In a normal build
+// (without the weirbugs build tag) On is a function that returns false, so
+// the compiler drops every planted branch: production binaries carry none
+// of them. Built with -tags weirbugs, the simulator's teeth test switches
+// one bug on, runs seeds until a checker fails, and switches it off.
+//
+// Set is not safe for concurrent use with On: switch bugs only while no run
+// is in progress (before starting goroutines that run seeds).
+package bugs
+
+// Bug names one planted bug.
+type Bug int
+
+// The planted bugs. Each comment says what the bug does and which claim of
+// DESIGN.md section 6 should catch it.
+const (
+	// AckBeforeFsync makes the stable offset the written offset, so a produce
+	// is acknowledged (and served) before its fsync: a machine crash loses
+	// acknowledged records (claim 1).
+	AckBeforeFsync Bug = iota + 1
+	// KeepTornTail makes recovery keep a torn tail instead of truncating it:
+	// the log believes the segment ends at the file's end and appends after
+	// the garbage, which the next recovery cuts off with the acknowledged
+	// records behind it (claim 1).
+	KeepTornTail
+	// FetchUnsynced lets fetches read (and report as high watermark) what
+	// is written but not yet fsynced: a consumer sees records a crash then
+	// loses (claim 2).
+	FetchUnsynced
+	// ForgetProducers skips rebuilding idempotent-producer state in
+	// recovery: a retry after a restart is appended again (claim 3).
+	ForgetProducers
+	// IndexOffByOne makes a read start at the batch after the one holding
+	// the requested offset when that offset is a batch's last: consumers
+	// skip records (claim 2).
+	IndexOffByOne
+	// RetentionUnsafe lets retention delete the active segment and data
+	// that is not yet durable (claims 1 and 2).
+	RetentionUnsafe
+	// RollSkipsDirSync forgets that rolling a segment creates a file whose
+	// directory entry needs a directory fsync: a crash loses the new
+	// segment with its acknowledged records (claim 1).
+	RollSkipsDirSync
+
+	numBugs
+)
+
+var names = [...]string{
+	AckBeforeFsync:   "AckBeforeFsync",
+	KeepTornTail:     "KeepTornTail",
+	FetchUnsynced:    "FetchUnsynced",
+	ForgetProducers:  "ForgetProducers",
+	IndexOffByOne:    "IndexOffByOne",
+	RetentionUnsafe:  "RetentionUnsafe",
+	RollSkipsDirSync: "RollSkipsDirSync",
+}
+
+func (b Bug) String() string {
+	if b > 0 && b < numBugs {
+		return names[b]
+	}
+	return "Bug?"
+}
+
+// All lists every planted bug, in declaration order.
+func All() []Bug {
+	all := make([]Bug, 0, numBugs-1)
+	for b := Bug(1); b < numBugs; b++ {
+		all = append(all, b)
+	}
+	return all
+}

@@ -1,0 +1,260 @@
+package group
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// OffsetCommit handles an OffsetCommit request (v2-v9 fields). Offsets are
+// kept in memory only, so the reply is called before OffsetCommit returns;
+// it is a callback because a durable store will answer once the commit is
+// written.
+//
+// Checks follow Kafka: a partition that does not exist gets
+// UNKNOWN_TOPIC_OR_PARTITION whatever else happens; then the group decides
+// for the rest (a member's commit must carry its id and the current
+// generation; a commit with generation -1 and no member id, a "simple"
+// commit, is allowed only while the group is Empty, and creates the group
+// if there is none; during CompletingRebalance every commit gets
+// REBALANCE_IN_PROGRESS); then each partition's metadata must fit
+// offset.metadata.max.bytes.
+func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, reply func(*kmsg.OffsetCommitResponse)) {
+	c.begin(nowNs)
+	defer c.end()
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	valid := 0
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			if c.exists == nil || !c.exists(t.Topic, p.Partition) {
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else {
+				valid++
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if valid == 0 {
+		reply(resp)
+		return
+	}
+	g, err := c.commitGroup(req)
+	for ti, t := range req.Topics {
+		for pi, p := range t.Partitions {
+			rp := &resp.Topics[ti].Partitions[pi]
+			if rp.ErrorCode != 0 {
+				continue
+			}
+			if err != nil {
+				rp.ErrorCode = err.Code
+				continue
+			}
+			md := ""
+			if p.Metadata != nil {
+				md = *p.Metadata
+			}
+			if len(md) > int(c.cfg.OffsetMetadataMaxBytes) {
+				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				continue
+			}
+			o := committed{offset: p.Offset, leaderEpoch: -1, metadata: md, commitNs: c.nowNs}
+			if req.Version >= 6 {
+				o.leaderEpoch = p.LeaderEpoch
+			}
+			if req.Version >= 2 && req.Version <= 4 && req.RetentionTimeMillis >= 0 {
+				o.expireNs = c.nowNs + req.RetentionTimeMillis*msNs
+			}
+			g.offsets[topicPartition{t.Topic, p.Partition}] = o
+		}
+	}
+	reply(resp)
+}
+
+// commitGroup finds the group a commit goes to and checks the committer
+// against it, as Kafka's validateOffsetCommit.
+func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.Error) {
+	g := c.getOrCreate(req.Group, false)
+	if g == nil {
+		if req.Generation >= 0 {
+			// A member of a group that no longer exists.
+			if req.Version >= 9 {
+				return nil, kerr.GroupIDNotFound
+			}
+			return nil, kerr.IllegalGeneration
+		}
+		// Offsets without group management: a simple group.
+		return c.getOrCreate(req.Group, true), nil
+	}
+	if req.Generation < 0 && g.state == Empty {
+		return g, nil
+	}
+	if req.Generation >= 0 || req.MemberID != "" || req.InstanceID != nil {
+		if err := g.validateMember(req.MemberID, req.InstanceID); err != nil {
+			return nil, err
+		}
+		if req.Generation != g.generation {
+			return nil, kerr.IllegalGeneration
+		}
+	} else if g.state != Empty {
+		// Only members may commit for a group with members.
+		return nil, kerr.UnknownMemberID
+	}
+	switch g.state {
+	case CompletingRebalance:
+		// The member knows the new generation but not its assignment yet.
+		return nil, kerr.RebalanceInProgress
+	case Stable, PreparingRebalance:
+		// A commit proves the member alive, as a heartbeat does; during
+		// PreparingRebalance the next heartbeat tells it to rejoin.
+		if m := g.byID[req.MemberID]; m != nil {
+			m.deadlineNs = c.nowNs + int64(m.sessionTimeoutMs)*msNs
+		}
+	}
+	return g, nil
+}
+
+// OffsetFetch handles an OffsetFetch request: one group for v0-v7, a batch
+// of groups for v8+. Null topics (v2+) ask for every committed partition,
+// sorted by topic and partition. A partition without a commit, or a group
+// that does not exist, gets offset -1 and no error, as in Kafka. The
+// KIP-848 member id and epoch of v9 do not apply to classic groups and are
+// ignored, as Kafka does for them; RequireStable has nothing to wait for
+// without transactions.
+func (c *Coordinator) OffsetFetch(nowNs int64, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+	c.begin(nowNs)
+	defer c.end()
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			var topics []fetchTopic
+			all := rg.Topics == nil
+			for _, t := range rg.Topics {
+				topics = append(topics, fetchTopic{t.Topic, t.Partitions})
+			}
+			fg := kmsg.NewOffsetFetchResponseGroup()
+			fg.Group = rg.Group
+			for _, ft := range c.fetchOffsets(rg.Group, all, topics) {
+				gt := kmsg.NewOffsetFetchResponseGroupTopic()
+				gt.Topic = ft.topic
+				for _, p := range ft.parts {
+					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata = p.partition, p.offset, p.leaderEpoch, p.metadata
+					gt.Partitions = append(gt.Partitions, gp)
+				}
+				fg.Topics = append(fg.Topics, gt)
+			}
+			resp.Groups = append(resp.Groups, fg)
+		}
+		return resp
+	}
+	var topics []fetchTopic
+	all := req.Topics == nil && req.Version >= 2
+	for _, t := range req.Topics {
+		topics = append(topics, fetchTopic{t.Topic, t.Partitions})
+	}
+	for _, ft := range c.fetchOffsets(req.Group, all, topics) {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = ft.topic
+		for _, p := range ft.parts {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.leaderEpoch, p.metadata
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+type fetchTopic struct {
+	topic string
+	parts []int32
+}
+
+type fetchedTopic struct {
+	topic string
+	parts []fetchedPartition
+}
+
+type fetchedPartition struct {
+	partition   int32
+	offset      int64
+	leaderEpoch int32
+	metadata    *string
+}
+
+func (c *Coordinator) fetchOffsets(groupID string, all bool, topics []fetchTopic) []fetchedTopic {
+	g := c.groups[groupID]
+	get := func(topic string, p int32) fetchedPartition {
+		if g != nil {
+			if o, ok := g.offsets[topicPartition{topic, p}]; ok {
+				md := o.metadata
+				return fetchedPartition{p, o.offset, o.leaderEpoch, &md}
+			}
+		}
+		md := ""
+		return fetchedPartition{p, -1, -1, &md}
+	}
+	var out []fetchedTopic
+	if !all {
+		for _, t := range topics {
+			ft := fetchedTopic{topic: t.topic}
+			for _, p := range t.parts {
+				ft.parts = append(ft.parts, get(t.topic, p))
+			}
+			out = append(out, ft)
+		}
+		return out
+	}
+	if g == nil {
+		return nil
+	}
+	for _, tp := range g.sortedOffsets() {
+		if len(out) == 0 || out[len(out)-1].topic != tp.topic {
+			out = append(out, fetchedTopic{topic: tp.topic})
+		}
+		last := &out[len(out)-1]
+		last.parts = append(last.parts, get(tp.topic, tp.partition))
+	}
+	return out
+}
+
+// sortedOffsets lists the group's committed partitions by topic and
+// partition.
+func (g *group) sortedOffsets() []topicPartition {
+	tps := make([]topicPartition, 0, len(g.offsets))
+	for tp := range g.offsets {
+		tps = append(tps, tp)
+	}
+	slices.SortFunc(tps, func(a, b topicPartition) int {
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.partition, b.partition)
+	})
+	return tps
+}
+
+// DeleteTopicOffsets forgets every group's committed offsets of a deleted
+// topic, as Kafka does when a topic goes: a topic created later under the
+// same name must not resume from offsets of the old one. Empty groups left
+// without offsets go at the next sweep.
+func (c *Coordinator) DeleteTopicOffsets(nowNs int64, topic string) {
+	c.begin(nowNs)
+	defer c.end()
+	for _, id := range c.sortedIDs() {
+		g := c.groups[id]
+		for tp := range g.offsets {
+			if tp.topic == topic {
+				delete(g.offsets, tp)
+			}
+		}
+	}
+}
