@@ -288,7 +288,11 @@ func (l *Log) markDirty(path string) {
 // appends, rather than per append, is what makes group commit: one round
 // covers every append issued before it.
 func (l *Log) MaybeSync(nowMonoNs int64) []Op {
-	if l.syncing || (len(l.dirtyFiles) == 0 && !l.dirDirty) {
+	if l.syncing {
+		return nil
+	}
+	if len(l.dirtyFiles) == 0 && !l.dirDirty {
+		l.flushDueMonoNs = 0 // nothing left to flush
 		return nil
 	}
 	if !l.recoverySync && l.cfg.FlushMessages > 1 && l.unflushed < l.cfg.FlushMessages {
@@ -323,7 +327,14 @@ func (l *Log) MaybeSync(nowMonoNs int64) []Op {
 
 // FlushDueMonoNs is when a page-cache-mode log wants MaybeSync called
 // again (flush.ms); zero when it has no deadline.
-func (l *Log) FlushDueMonoNs() int64 { return l.flushDueMonoNs }
+func (l *Log) FlushDueMonoNs() int64 {
+	if l.syncing {
+		// The round's completion calls MaybeSync again; a deadline that
+		// passed meanwhile would only make the node spin on wake-ups.
+		return 0
+	}
+	return l.flushDueMonoNs
+}
 
 // Completed tells the log one of its operations finished successfully.
 // Failed operations are not reported here: a disk error takes the whole log

@@ -57,6 +57,14 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 	}
 	// List is sorted by name and names are zero-padded, so bases ascend.
 	for i, base := range bases {
+		if n := len(l.segs); n > 0 && base != l.segs[n-1].lastOffset()+1 {
+			// The segment before lost its tail whole (an unsynced file can
+			// come back empty), leaving a gap no batch fills. What follows
+			// was never acknowledged, as after a torn batch; kept, it
+			// would make the log end jump over offsets with no records.
+			ops = append(ops, l.removeLater(bases[i:])...)
+			break
+		}
 		seg, valid, scanErr := l.scanSegment(fs, base, sizes[base])
 		if scanErr == nil && valid == sizes[base] {
 			l.segs = append(l.segs, seg)
@@ -75,12 +83,7 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 			ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpTruncate, Lane: dir, Path: l.path(base, ".log"), Pos: valid}})
 		}
 		l.markDirty(l.path(base, ".log"))
-		for _, later := range bases[i+1:] {
-			for _, ext := range []string{".log", ".index", ".timeindex"} {
-				ops = append(ops, l.removeOp(segmentName(later, ext)))
-			}
-			l.dirDirty = true
-		}
+		ops = append(ops, l.removeLater(bases[i+1:])...)
 		break
 	}
 	if seg := l.active(); seg != nil {
@@ -95,8 +98,24 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 	for _, seg := range l.segs {
 		l.markDirty(l.path(seg.base, ".log"))
 	}
+	// The same holds for the directory entries of the segments: the
+	// directory fsync that would have made them durable may have failed,
+	// or never run before the crash.
+	l.dirDirty = true
 	l.recoverySync = true
 	return l, ops, nil
+}
+
+// removeLater removes the segments with the given bases.
+func (l *Log) removeLater(bases []int64) []Op {
+	var ops []Op
+	for _, base := range bases {
+		for _, ext := range []string{".log", ".index", ".timeindex"} {
+			ops = append(ops, l.removeOp(segmentName(base, ext)))
+		}
+		l.dirDirty = true
+	}
+	return ops
 }
 
 func (l *Log) removeOp(name string) Op {

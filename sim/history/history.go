@@ -1,0 +1,186 @@
+package history
+
+import (
+	"encoding/base64"
+	"math"
+)
+
+// Infinity is the return time of an operation whose outcome is unknown.
+const Infinity = math.MaxInt64
+
+// TopicID is a topic's id as Kafka assigns it; a recreated topic gets a new
+// one, so records are tracked by id, not name.
+type TopicID [16]byte
+
+func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// Outcome is what a client learned about an operation.
+type Outcome uint8
+
+const (
+	// Unknown: no answer (timeout, reset), or an error after which the
+	// operation may still take effect.
+	Unknown Outcome = iota
+	// OK: acknowledged.
+	OK
+	// Failed: refused before it could take effect.
+	Failed
+)
+
+func (o Outcome) String() string {
+	return [...]string{"unknown", "ok", "failed"}[o]
+}
+
+// Produce is one batch sent by a producer, with all its retries: an
+// idempotent producer resends the same batch until it learns the outcome.
+type Produce struct {
+	ID         int
+	Client     int    // the client's index, for visualization
+	Producer   string // who sent it, for per-producer order checks
+	Idempotent bool
+	Acks       int16
+	Topic      string
+	Partition  int32
+	Values     []string
+	Bytes      int   // the batch's size as stored
+	Timestamp  int64 // the records' CreateTime, ms
+	Call       int64
+	Return     int64 // Infinity while the outcome is unknown
+	Outcome    Outcome
+	Offset     int64 // the base offset, when OK
+	Err        string
+}
+
+// Rec is one record a fetch returned.
+type Rec struct {
+	Offset int64
+	Value  string
+}
+
+// Fetch is what one partition of a fetch response (or a ListOffsets
+// answer for the latest offset) told a consumer.
+type Fetch struct {
+	ID       int
+	Client   int
+	Consumer string
+	Topic    string
+	// TopicID is set when the request named the topic by id (Fetch v13+),
+	// which pins the incarnation read.
+	TopicID   TopicID
+	ByID      bool
+	Partition int32
+	// Offset is the fetch offset asked for; -1 for a latest-offset lookup,
+	// which reports only the high watermark.
+	Offset int64
+	Call   int64
+	Return int64
+	// ErrCode is the partition's Kafka error code.
+	ErrCode  int16
+	HW       int64
+	LogStart int64
+	Records  []Rec // records at or after Offset, in response order
+	// Behind: a whole batch before Offset came back, which a log read
+	// starting at Offset never returns.
+	Behind bool
+	// Limited: the byte budget left for this partition may have been too
+	// small for one batch, so an empty answer proves nothing.
+	Limited bool
+	// Final: part of the final read.
+	Final bool
+}
+
+// AdminKind is an admin operation's kind.
+type AdminKind uint8
+
+const (
+	CreateTopic AdminKind = iota + 1
+	DeleteTopic
+	CreatePartitions
+)
+
+func (k AdminKind) String() string {
+	return [...]string{"", "create-topic", "delete-topic", "create-partitions"}[k]
+}
+
+// Admin is one admin operation on one topic.
+type Admin struct {
+	ID         int
+	Kind       AdminKind
+	Topic      string
+	TopicID    TopicID // of a created topic, when OK
+	Partitions int32
+	Call       int64
+	Return     int64
+	Outcome    Outcome
+	Err        string
+}
+
+// Observer is told of each operation as it completes.
+type Observer interface {
+	Produced(p *Produce)
+	Fetched(f *Fetch)
+}
+
+// History collects a run's operations.
+type History struct {
+	Produces []*Produce
+	Fetches  []*Fetch
+	Admins   []*Admin
+	// Clients names each client index.
+	Clients   []string
+	observers []Observer
+	nextID    int
+}
+
+// Observe registers an observer.
+func (h *History) Observe(o Observer) { h.observers = append(h.observers, o) }
+
+// Client registers a client name and returns its index.
+func (h *History) Client(name string) int {
+	h.Clients = append(h.Clients, name)
+	return len(h.Clients) - 1
+}
+
+func (h *History) id() int {
+	h.nextID++
+	return h.nextID
+}
+
+// StartProduce records a produce at its call; the caller fills in the
+// outcome and calls EndProduce.
+func (h *History) StartProduce(p *Produce) {
+	p.ID = h.id()
+	p.Return = Infinity
+	h.Produces = append(h.Produces, p)
+}
+
+// EndProduce reports a produce whose outcome is now known.
+func (h *History) EndProduce(p *Produce) {
+	for _, o := range h.observers {
+		o.Produced(p)
+	}
+}
+
+// AddFetch records a completed fetch.
+func (h *History) AddFetch(f *Fetch) {
+	f.ID = h.id()
+	h.Fetches = append(h.Fetches, f)
+	for _, o := range h.observers {
+		o.Fetched(f)
+	}
+}
+
+// StartAdmin records an admin operation at its call.
+func (h *History) StartAdmin(a *Admin) {
+	a.ID = h.id()
+	a.Return = Infinity
+	h.Admins = append(h.Admins, a)
+}
+
+// FinalTopic is a topic as the metadata lists it once faults have stopped:
+// the incarnations whose records the final check holds to account.
+type FinalTopic struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+}

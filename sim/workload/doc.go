@@ -1,0 +1,18 @@
+// Package workload is the simulated clients: idempotent and plain
+// producers, consumers (sessionless and with KIP-227 fetch sessions, long
+// polls, seeks), an admin client (create and delete topics, add
+// partitions, metadata), the liveness prober and the final reader.
+//
+// They speak the real protocol through the real codec: each request is a
+// kmsg request encoded by wire.AppendRequest, sent as one frame over the
+// simulated network, and each response frame is decoded by
+// wire.ParseResponse and matched to its request by correlation id, in
+// order, as Kafka clients do. Record batches are built with record.Build
+// and read back with record.Records, which checks their CRC.
+//
+// Every value a producer sends is unique in the run ("p3-17": producer 3's
+// 17th record), so checkers can follow each record. An idempotent producer
+// retries a batch with the same sequence number until it learns the
+// outcome, as real clients do, so the broker's deduplication is exercised;
+// a plain producer never resends a value, so any duplicate is a bug.
+package workload

@@ -1,0 +1,188 @@
+package workload
+
+import (
+	"fmt"
+
+	"github.com/weirmq/weir/sim/fault"
+	"github.com/weirmq/weir/sim/history"
+	"github.com/weirmq/weir/sim/network"
+	"github.com/weirmq/weir/sim/rng"
+	"github.com/weirmq/weir/sim/sched"
+	"github.com/weirmq/weir/sim/trace"
+)
+
+// Config is the workload mix, drawn per seed.
+type Config struct {
+	// RequestTimeout is how long a client waits for a response before it
+	// gives up on the connection.
+	RequestTimeout sched.Time
+	// ProduceTimeoutMs is the produce request's own timeout (the broker's
+	// purgatory wait); below RequestTimeout.
+	ProduceTimeoutMs int32
+
+	IdempotentProducers int
+	PlainProducers      int
+	Consumers           int
+	// Admin runs the admin client: partitions added, churn topics created
+	// and deleted; ChurnTopics is how many names it recycles.
+	Admin       bool
+	ChurnTopics int
+
+	// ProduceEvery bounds the pause between a producer's batches.
+	ProduceEvery [2]sched.Time
+	// MaxBatchRecords bounds the records in one batch.
+	MaxBatchRecords int
+	// AdminEvery bounds the pause between admin actions.
+	AdminEvery [2]sched.Time
+	// ChurnConfigs are topic configs for churn topics.
+	ChurnConfigs map[string]string
+}
+
+// Topic is what clients believe about a topic.
+type Topic struct {
+	Name       string
+	ID         history.TopicID
+	Partitions int32
+	// Exists: clients believe it exists (churn topics come and go).
+	Exists bool
+	Churn  bool
+}
+
+// TopicSpec is a topic to create at setup.
+type TopicSpec struct {
+	Name       string
+	Partitions int32
+	Configs    map[string]string
+}
+
+// World is the clients' shared environment.
+type World struct {
+	Loop    *sched.Loop
+	Net     *network.Network
+	Node    network.Node
+	History *history.History
+	rnd     *rng.Rand
+	cfg     Config
+	tr      *trace.Trace
+	counts  *fault.Counts
+	fail    func(checker, msg string)
+
+	Topics []*Topic
+	// active: workloads start new operations (the chaos phase).
+	active bool
+	// stopped: the run is over; clients drop whatever comes back.
+	stopped bool
+
+	producers []*producer
+	consumers []*consumer
+	admin     *admin
+}
+
+// NewWorld returns a world; fail reports a violation seen by a client.
+func NewWorld(loop *sched.Loop, net *network.Network, node network.Node, h *history.History, rnd *rng.Rand, cfg Config,
+	counts *fault.Counts, tr *trace.Trace, fail func(checker, msg string)) *World {
+	return &World{Loop: loop, Net: net, Node: node, History: h, rnd: rnd, cfg: cfg, counts: counts, tr: tr, fail: fail}
+}
+
+func (w *World) trace(format string, args ...any) {
+	w.tr.Add("client", fmt.Sprintf(format, args...))
+}
+
+// topic returns the catalogue entry for name.
+func (w *World) topic(name string) *Topic {
+	for _, t := range w.Topics {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// live lists topics believed to exist with at least one partition.
+func (w *World) live() []*Topic {
+	var out []*Topic
+	for _, t := range w.Topics {
+		if t.Exists && t.Partitions > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Setup creates the topics every workload uses, before any fault, and
+// calls done once all exist.
+func (w *World) Setup(specs []TopicSpec, done func()) {
+	w.admin = newAdmin(w)
+	left := len(specs)
+	for _, s := range specs {
+		t := &Topic{Name: s.Name, Partitions: s.Partitions}
+		w.Topics = append(w.Topics, t)
+		w.admin.create(t, s.Configs, func(ok bool) {
+			if !ok {
+				w.fail("setup", fmt.Sprintf("creating topic %s failed with no faults active", t.Name))
+				return
+			}
+			if left--; left == 0 {
+				done()
+			}
+		})
+	}
+}
+
+// Start begins the workloads.
+func (w *World) Start() {
+	w.active = true
+	for i := range w.cfg.ChurnTopics {
+		w.Topics = append(w.Topics, &Topic{Name: fmt.Sprintf("churn-%d", i), Churn: true})
+	}
+	for i := range w.cfg.IdempotentProducers {
+		w.producers = append(w.producers, newProducer(w, fmt.Sprintf("p%d", i), true))
+	}
+	for i := range w.cfg.PlainProducers {
+		w.producers = append(w.producers, newProducer(w, fmt.Sprintf("q%d", i), false))
+	}
+	for i := range w.cfg.Consumers {
+		w.consumers = append(w.consumers, newConsumer(w, fmt.Sprintf("c%d", i)))
+	}
+	for _, p := range w.producers {
+		p.start()
+	}
+	for _, c := range w.consumers {
+		c.start()
+	}
+	if w.cfg.Admin {
+		w.admin.start()
+	}
+}
+
+// Stop ends new work: producers finish (idempotent ones keep retrying
+// what they have), consumers and the admin stop.
+func (w *World) Stop() { w.active = false }
+
+// Halt ends every workload client: their connections close, so nothing
+// can be acknowledged to them any more and the final read sees all that
+// was.
+func (w *World) Halt() {
+	w.stopped = true
+	for _, p := range w.producers {
+		p.abort("halted")
+	}
+	for _, c := range w.consumers {
+		c.abort("halted")
+	}
+	if w.admin != nil {
+		w.admin.abort("halted")
+	}
+}
+
+// Unfinished reports how many idempotent batches still await an outcome.
+func (w *World) Unfinished() int {
+	n := 0
+	for _, p := range w.producers {
+		n += p.unacked()
+	}
+	return n
+}
+
+// timestampMs is true wall time, which the clients' clocks keep.
+func (w *World) timestampMs() int64 { return sched.EpochMs + w.Loop.Now()/1e6 }
