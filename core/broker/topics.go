@@ -111,7 +111,13 @@ func partitionDir(topic string, p int32) string {
 	return fmt.Sprintf("%s-%d", topic, p)
 }
 
+// logConfig is what a partition log needs of its topic's configuration.
+// Retention applies only with cleanup.policy delete; a compact-only topic
+// keeps every segment (compaction itself is not implemented yet).
 func logConfig(t config.Topic) partlog.Config {
+	if !t.Delete() {
+		t.RetentionMs, t.RetentionBytes = -1, -1
+	}
 	return partlog.Config{
 		SegmentBytes:       int64(t.SegmentBytes),
 		SegmentMs:          t.SegmentMs,
