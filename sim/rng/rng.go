@@ -31,9 +31,6 @@ func (r *Rand) Child(name string) *Rand {
 // Uint64 returns a uniform 64-bit value.
 func (r *Rand) Uint64() uint64 { return r.r.Uint64() }
 
-// Intn returns a uniform value in [0, n); n must be positive.
-func (r *Rand) Intn(n int) int { return r.r.IntN(n) }
-
 // Int64n returns a uniform value in [0, n); n must be positive.
 func (r *Rand) Int64n(n int64) int64 { return r.r.Int64N(n) }
 

@@ -12,7 +12,6 @@ import (
 type Trace struct {
 	loop    *sched.Loop
 	hash    uint64
-	lines   uint64
 	ring    []string
 	next    int
 	verbose io.Writer
@@ -40,7 +39,6 @@ func (t *Trace) Add(component, msg string) {
 	}
 	t.hash ^= '\n'
 	t.hash *= 1099511628211
-	t.lines++
 	line := string(b)
 	if cap(t.ring) > 0 {
 		if len(t.ring) < cap(t.ring) {
@@ -62,9 +60,6 @@ func (t *Trace) Addf(component, format string, args ...any) {
 
 // Hash is the hash of every line so far.
 func (t *Trace) Hash() uint64 { return t.hash }
-
-// Lines is how many lines were recorded.
-func (t *Trace) Lines() uint64 { return t.lines }
 
 // Tail returns the kept lines, oldest first.
 func (t *Trace) Tail() []string {

@@ -25,9 +25,9 @@ type producer struct {
 	nextValue   int
 
 	// Idempotent state.
-	pid        int64
-	epoch      int16
-	initing    bool
+	pid      int64
+	epoch    int16
+	initing  bool
 	needBump bool // the broker lost our sequence state: bump the epoch
 	parts    []*ppart
 }
