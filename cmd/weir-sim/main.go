@@ -133,6 +133,9 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.
 	for _, s := range failing {
 		fmt.Printf("failed: %s\n", sim.ReplayCommand(s))
 	}
+	// The closing line in the form test runners end with; a seed whose
+	// replay was not deterministic counts as failed.
+	fmt.Printf("swarm: %d passed, %d failed\n", done-failed, failed+len(nondet))
 	if len(failing) > 0 || len(nondet) > 0 {
 		return 1
 	}
