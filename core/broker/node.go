@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -263,40 +264,28 @@ func (n *Node) releaseHeld() {
 func (n *Node) expire() {
 	now := n.now.MonoNs
 	n.groups.Expire(now)
-	if len(n.produces) > 0 {
-		kept := n.produces[:0]
-		for _, pp := range n.produces {
-			if now >= pp.deadlineMonoNs {
-				pp.failAll(n, kerr.RequestTimedOut)
-				continue
-			}
-			kept = append(kept, pp)
+	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool {
+		if now < pp.deadlineMonoNs {
+			return false
 		}
-		n.produces = kept
-	}
-	if len(n.fetches) > 0 {
-		kept := n.fetches[:0]
-		for _, f := range n.fetches {
-			if now >= f.deadlineMonoNs || f.slot.conn.closed {
-				n.answerFetch(f)
-				continue
-			}
-			kept = append(kept, f)
+		pp.failAll(n, kerr.RequestTimedOut)
+		return true
+	})
+	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
+		if now < f.deadlineMonoNs && !f.slot.conn.closed {
+			return false
 		}
-		n.fetches = kept
-	}
-	if len(n.flushDue) > 0 {
-		kept := n.flushDue[:0]
-		for _, p := range n.flushDue {
-			if due := p.log.FlushDueMonoNs(); due > 0 && now < due {
-				kept = append(kept, p)
-				continue
-			}
-			p.flushTracked = false
-			n.queueSync(p)
+		n.answerFetch(f)
+		return true
+	})
+	n.flushDue = slices.DeleteFunc(n.flushDue, func(p *partition) bool {
+		if due := p.log.FlushDueMonoNs(); due > 0 && now < due {
+			return false
 		}
-		n.flushDue = kept
-	}
+		p.flushTracked = false
+		n.queueSync(p)
+		return true
+	})
 	if now >= n.nextRetentionMonoNs {
 		// The check moves on even while booting or offline, when no
 		// retention runs: nextWake would otherwise ask for a wake-up in
@@ -345,26 +334,14 @@ func (n *Node) partitionAdvanced(p *partition) {
 		return
 	}
 	p.lastStable = stable
-	if len(n.produces) > 0 {
-		kept := n.produces[:0]
-		for _, pp := range n.produces {
-			if !pp.advance(n, p, stable) {
-				kept = append(kept, pp)
-			}
+	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool { return pp.advance(n, p, stable) })
+	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
+		if !n.fetchReady(f) {
+			return false
 		}
-		n.produces = kept
-	}
-	if len(n.fetches) > 0 {
-		kept := n.fetches[:0]
-		for _, f := range n.fetches {
-			if n.fetchReady(f) {
-				n.answerFetch(f)
-				continue
-			}
-			kept = append(kept, f)
-		}
-		n.fetches = kept
-	}
+		n.answerFetch(f)
+		return true
+	})
 }
 
 func (n *Node) handleRequest(r port.Request) {
