@@ -114,6 +114,8 @@ func draw(seed uint64, short bool) *Config {
 		w.ChurnConfigs = topicConfigs(r, on)
 	}
 
+	c.drawGroups()
+
 	c.Disk = disk.Config{
 		MinLatency:  sched.Time(r.Range(5, 50)) * sched.Microsecond,
 		MaxLatency:  sched.Time(r.Range(100, 2000)) * sched.Microsecond,
@@ -173,6 +175,18 @@ func draw(seed uint64, short bool) *Config {
 		c.DriftPPM = r.Range(-100000, 100000)
 	}
 	return c
+}
+
+// drawGroups switches consumer groups on for some seeds (swarm testing: a
+// seed without them stresses the rest harder). It draws from its own
+// stream so the draws before it mean what they meant before groups came.
+func (c *Config) drawGroups() {
+	r := rng.New(c.Seed, "config/groups")
+	if !r.Chance(rng.Ratio{Num: 40, Den: 100}) {
+		return
+	}
+	c.Workload.Groups = int(r.Range(1, 2))
+	c.Workload.GroupMembers = int(r.Range(1, 4))
 }
 
 // topicConfigs draws small segments (so logs roll), sometimes retention (so
@@ -235,6 +249,7 @@ func (c *Config) String() string {
 	p("workload: %d idempotent + %d plain producers (batch every %v-%v, up to %d records), %d consumers, admin %v (%d churn topics %s), request timeout %v",
 		w.IdempotentProducers, w.PlainProducers, dur(w.ProduceEvery[0]), dur(w.ProduceEvery[1]), w.MaxBatchRecords,
 		w.Consumers, w.Admin, w.ChurnTopics, kv(w.ChurnConfigs), dur(w.RequestTimeout))
+	p("consumer groups: %d, of %d members each", w.Groups, w.GroupMembers)
 	d := c.Disk
 	p("disk: latency %v-%v, slow %v (up to %v), write EIO %v, fsync EIO %v, ENOSPC %v, bit flip %v, crash keeps sectors %v, dir ops %v, grace %v",
 		dur(d.MinLatency), dur(d.MaxLatency), d.Slow, dur(d.SlowLatency), d.WriteEIO, d.SyncEIO, d.NoSpace, d.BitFlip, d.KeepSector, d.KeepDirOps, dur(c.DiskGrace))

@@ -13,7 +13,8 @@
 // real codec (package workload). Each seed draws its configuration (swarm
 // testing): which fault classes are on and how often they fire, topic and
 // segment sizes (small, so segments roll; retention sometimes, so they are
-// deleted), page-cache mode sometimes, and the workload mix. See Config.
+// deleted), page-cache mode sometimes, and the workload mix (consumer
+// groups in some seeds). See Config.
 //
 // Every run has three phases. Chaos: workloads run and faults fire.
 // Heal: faults stop, a crashed node is restarted, and within a stated

@@ -19,7 +19,7 @@ func (r *run) nemesis() {
 		}
 		crash := func() {
 			if r.phase == phaseChaos && r.node.Running() {
-				r.node.Crash(kind)
+				r.crash(kind)
 				r.restartIn(r.nem.Range(c.RestartAfter[0], c.RestartAfter[1]))
 			}
 		}

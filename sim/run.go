@@ -200,6 +200,15 @@ func (r *run) boot() {
 	}
 }
 
+// crash stops the node process, noting when in the history: group state
+// is in memory only, and the group checkers need to know it was lost.
+func (r *run) crash(kind proc.CrashKind) {
+	if r.node.Running() {
+		r.hist.Crash(r.loop.Now())
+	}
+	r.node.Crash(kind)
+}
+
 // restartIn boots the node after d unless a boot is already pending.
 func (r *run) restartIn(d sched.Time) {
 	if r.bootPending {
@@ -220,7 +229,7 @@ func (r *run) storageError() {
 	r.loop.After(r.nem.Range(r.cfg.RestartAfter[0], r.cfg.RestartAfter[1]), func() {
 		r.restarting = false
 		r.disk.Faults = false
-		r.node.Crash(proc.OperatorRestart)
+		r.crash(proc.OperatorRestart)
 		r.boot()
 		r.loop.After(r.cfg.DiskGrace, func() {
 			if r.phase == phaseChaos {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -122,5 +125,48 @@ func TestPageCacheMode(t *testing.T) {
 			}
 			got++
 		})
+	}
+}
+
+// TestDeleteThenRecreate re-creates a topic under the name of one being
+// deleted. The old directories must be gone before the name is reused, or
+// the new topic's writes would queue behind their removal and fail.
+func TestDeleteThenRecreate(t *testing.T) {
+	b := startBroker(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, b.addr)
+	adm := kadm.NewClient(cl)
+	for round := 0; round < 20; round++ {
+		if r, err := adm.CreateTopic(ctx, 2, 1, nil, "again"); err != nil || r.Err != nil {
+			// The previous round's deletion may still be running.
+			if !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+				t.Fatalf("round %d: create: %v %v", round, err, r.Err)
+			}
+			time.Sleep(5 * time.Millisecond)
+			round--
+			continue
+		}
+		// A fresh client: franz-go fails records for a topic whose id
+		// changed under it, as a re-created topic's does.
+		prod, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = prod.ProduceSync(ctx, &kgo.Record{Topic: "again", Value: []byte("x")}).FirstErr()
+		prod.Close()
+		if err != nil {
+			t.Fatalf("round %d: produce: %v", round, err)
+		}
+		del := kmsg.NewPtrDeleteTopicsRequest()
+		del.TimeoutMillis = 0 // answer before the deletion is durable
+		name := "again"
+		dt := kmsg.NewDeleteTopicsRequestTopic()
+		dt.Topic = &name
+		del.Topics, del.TopicNames = []kmsg.DeleteTopicsRequestTopic{dt}, []string{name} // v6+, older
+		resp, err := del.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+			t.Fatalf("round %d: delete: %v %+v", round, err, resp)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package broker
 
-// Produce v3-v11 (record batches v2 only).
+// Produce v3-v11 (record batches v2 only). timeout_ms is not used yet: the
+// only wait is for the local fsync (see pendingProduce).
 //
 // Each partition's records must be exactly one valid batch (core/record
 // validates lengths, CRC32C, offset deltas, timestamps and size). With
@@ -24,11 +25,13 @@ import (
 )
 
 // pendingProduce is a produce request waiting for its batches to be stable.
+// It has no deadline: the wait is for the local fsync, which the disk
+// bounds (a failed one answers KAFKA_STORAGE_ERROR). timeout_ms will bound
+// the wait for replicas once partitions are replicated.
 type pendingProduce struct {
-	slot           *slot
-	resp           *kmsg.ProduceResponse
-	waits          []produceWait
-	deadlineMonoNs int64
+	slot  *slot
+	resp  *kmsg.ProduceResponse
+	waits []produceWait
 }
 
 type produceWait struct {
@@ -39,7 +42,7 @@ type produceWait struct {
 
 func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest, checked []port.CheckedBatch) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	pp := &pendingProduce{slot: s, resp: resp, deadlineMonoNs: n.now.MonoNs + int64(req.TimeoutMillis)*1e6}
+	pp := &pendingProduce{slot: s, resp: resp}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	k := 0 // index into checked
 	for i, rt := range req.Topics {
@@ -114,10 +117,16 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if req.Acks == -1 && t.cfg.MinInsyncReplicas > 1 {
 		return nil, a, kerr.NotEnoughReplicas
 	}
+	a.logAppendTime = t.cfg.MessageTimestampType == "LogAppendTime"
+	// The timestamp window applies to CreateTime only: with LogAppendTime
+	// the producer's timestamps are replaced, as in Kafka's LogValidator.
+	before, after := timestampBound(t.cfg.MessageTimestampBeforeMaxMs), timestampBound(t.cfg.MessageTimestampAfterMaxMs)
+	if a.logAppendTime {
+		before, after = -1, -1
+	}
 	c, err := n.check(t, rp.Records, pre)
 	if err == nil {
-		err = c.Admit(t.cfg.MaxMessageBytes, n.now.WallMs,
-			timestampBound(t.cfg.MessageTimestampBeforeMaxMs), timestampBound(t.cfg.MessageTimestampAfterMaxMs))
+		err = c.Admit(t.cfg.MaxMessageBytes, n.now.WallMs, before, after)
 	}
 	if err != nil {
 		return nil, a, err
@@ -126,7 +135,6 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if h.IsTransactional() || req.TransactionID != nil {
 		return nil, a, kerr.InvalidTxnState
 	}
-	a.logAppendTime = t.cfg.MessageTimestampType == "LogAppendTime"
 	res, err := p.log.Append(rp.Records, h, n.now.WallMs, a.logAppendTime)
 	if err != nil {
 		return nil, a, err
@@ -199,7 +207,6 @@ func (pp *pendingProduce) advance(n *Node, p *partition, stable int64) bool {
 }
 
 // failAll answers the request with err for every partition still waiting.
-// The records may yet become durable: an idempotent retry finds them.
 func (pp *pendingProduce) failAll(n *Node, err *kerr.Error) {
 	for _, w := range pp.waits {
 		w.out.ErrorCode = err.Code

@@ -169,6 +169,7 @@ func (n *Node) answerFetch(f *pendingFetch) {
 	}
 	remaining := int64(min(req.MaxBytes, n.cfg.FetchMaxBytes))
 	minOne := true
+	markers := fetchMarkers{nonce: n.rnd.Uint64()}
 	var slices []partlog.Slice
 	for _, sp := range f.parts {
 		rp := kmsg.NewFetchResponseTopicPartition()
@@ -187,7 +188,7 @@ func (n *Node) answerFetch(f *pendingFetch) {
 			case sl.Len > 0:
 				hasData, minOne = true, false
 				remaining -= sl.Len
-				rp.RecordBatches = marker(len(slices))
+				rp.RecordBatches = markers.marker(len(slices))
 				slices = append(slices, sl)
 			}
 		}
@@ -202,7 +203,7 @@ func (n *Node) answerFetch(f *pendingFetch) {
 		appendFetchPartition(resp, sp, rp)
 	}
 	frame := wire.AppendResponse(nil, f.slot.correlationID, resp)
-	n.respondChunks(f.slot, spliceFiles(frame, resp.IsFlexible(), slices))
+	n.respondChunks(f.slot, markers.spliceFiles(frame, resp.IsFlexible(), slices))
 }
 
 // appendFetchPartition adds rp under its topic, grouping consecutive

@@ -59,8 +59,8 @@ func (n *Node) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 // autoCreate starts creating a topic with the broker's defaults and tells
 // the client to come back: LEADER_NOT_AVAILABLE, as Kafka answers.
 func (n *Node) autoCreate(name string) *kerr.Error {
-	if n.topics.byName[name] != nil {
-		return kerr.LeaderNotAvailable // being created
+	if n.topics.byName[name] != nil || n.deleting[name] != nil {
+		return kerr.LeaderNotAvailable // being created, or the old one still being removed
 	}
 	if n.storageErr != nil {
 		return kerr.KafkaStorageError

@@ -91,6 +91,9 @@ func (n *Node) checkNewTopic(rt kmsg.CreateTopicsRequestTopic) (int32, map[strin
 	if n.topics.byName[rt.Topic] != nil {
 		return 0, nil, fmt.Errorf("%w: topic %q already exists", kerr.TopicAlreadyExists, rt.Topic)
 	}
+	if n.deleting[rt.Topic] != nil {
+		return 0, nil, fmt.Errorf("%w: topic %q is marked for deletion", kerr.TopicAlreadyExists, rt.Topic)
+	}
 	if other := n.collidingTopic(rt.Topic); other != "" {
 		return 0, nil, fmt.Errorf("%w: topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names)", kerr.InvalidTopicException, rt.Topic, other)
 	}

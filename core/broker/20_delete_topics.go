@@ -3,7 +3,9 @@ package broker
 // DeleteTopics v1-v6 (by name, and by topic id from v6).
 //
 // With delete.topic.enable=false every deletion is refused with
-// TOPIC_DELETION_DISABLED. A deleted topic disappears for clients at once; its directories are
+// TOPIC_DELETION_DISABLED. Until its directories are removed, a deleted
+// topic's name cannot be reused (TOPIC_ALREADY_EXISTS, "marked for
+// deletion", as Kafka answers). A deleted topic disappears for clients at once; its directories are
 // removed after the metadata change is durable, and the response waits for
 // that, unless timeout_ms is zero.
 
@@ -67,6 +69,8 @@ func (n *Node) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 
 func (n *Node) deleteTopic(t *topic, done func(ok bool)) {
 	n.topics.remove(t)
+	d := &deletion{name: t.name}
+	n.deleting[t.name] = d
 	n.meta.removeTopic(t.name)
 	n.meta.commit(func(ok bool) {
 		if ok {
@@ -75,8 +79,11 @@ func (n *Node) deleteTopic(t *topic, done func(ok bool)) {
 			n.groups.DeleteTopicOffsets(n.now.MonoNs, t.name)
 			for _, p := range t.partitions {
 				p.removed = true
-				n.issue(p, p.log.Remove())
+				n.issueAs(opRef{part: p, deletion: d}, p.log.Remove())
 			}
+		}
+		if d.left == 0 {
+			delete(n.deleting, t.name)
 		}
 		done(ok)
 	})

@@ -31,6 +31,10 @@ type Node struct {
 	ops map[port.OpID]opRef
 
 	conns map[port.ConnID]*conn
+	// deleting holds the names of deleted topics whose directories are not
+	// gone yet: a topic re-created under such a name would share their disk
+	// lanes and have its writes queued behind the removal.
+	deleting map[string]*deletion
 
 	topics  topicTable
 	meta    metaStore
@@ -61,6 +65,14 @@ type opRef struct {
 	part       *partition // nil for metadata
 	completion partlog.Completion
 	meta       bool
+	// deletion is set on the operations that remove a deleted topic.
+	deletion *deletion
+}
+
+// deletion counts the removal operations of a deleted topic still running.
+type deletion struct {
+	name string
+	left int
 }
 
 // Boot recovers a node from its data directory and returns it ready for
@@ -73,6 +85,7 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		now:      now,
 		ops:      map[port.OpID]opRef{},
 		conns:    map[port.ConnID]*conn{},
+		deleting: map[string]*deletion{},
 		topics:   newTopicTable(),
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
@@ -173,11 +186,18 @@ func (n *Node) Ready() port.Ready {
 func (n *Node) emit(e port.Effect) { n.effects = append(n.effects, e) }
 
 // issue numbers a partition's disk operations and emits them.
-func (n *Node) issue(p *partition, ops []partlog.Op) {
+func (n *Node) issue(p *partition, ops []partlog.Op) { n.issueAs(opRef{part: p}, ops) }
+
+// issueAs emits ops whose completions ref describes.
+func (n *Node) issueAs(ref opRef, ops []partlog.Op) {
 	for _, op := range ops {
 		n.nextOp++
 		op.ID = n.nextOp
-		n.ops[op.ID] = opRef{part: p, completion: op.Completion}
+		ref.completion = op.Completion
+		n.ops[op.ID] = ref
+		if ref.deletion != nil {
+			ref.deletion.left++
+		}
 		n.emit(op.DiskOp)
 	}
 }
@@ -201,6 +221,11 @@ func (n *Node) diskDone(d port.DiskDone) {
 	}
 	if n.storageErr != nil {
 		return
+	}
+	if d := ref.deletion; d != nil {
+		if d.left--; d.left == 0 {
+			delete(n.deleting, d.name)
+		}
 	}
 	if ref.meta {
 		n.meta.done(n)
@@ -259,18 +284,11 @@ func (n *Node) releaseHeld() {
 	}
 }
 
-// expire answers produces and fetches whose time is up, runs the group
-// coordinator's timers and runs retention.
+// expire answers fetches whose time is up, runs the group coordinator's
+// timers and runs retention.
 func (n *Node) expire() {
 	now := n.now.MonoNs
 	n.groups.Expire(now)
-	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool {
-		if now < pp.deadlineMonoNs {
-			return false
-		}
-		pp.failAll(n, kerr.RequestTimedOut)
-		return true
-	})
 	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
 		if now < f.deadlineMonoNs && !f.slot.conn.closed {
 			return false
@@ -310,9 +328,6 @@ func (n *Node) applyRetention() {
 
 func (n *Node) nextWake() int64 {
 	wake := n.nextRetentionMonoNs
-	for _, pp := range n.produces {
-		wake = min(wake, pp.deadlineMonoNs)
-	}
 	for _, f := range n.fetches {
 		wake = min(wake, f.deadlineMonoNs)
 	}

@@ -12,17 +12,22 @@ import (
 // A fetch response is encoded by kmsg with a 16-byte marker in place of each
 // partition's records; spliceFiles then cuts the frame at the markers and
 // puts file ranges there, so record data goes from the segment file to the
-// socket by sendfile. The marker's first bytes cannot occur in a topic name
-// (names are ASCII) and the markers are numbered, so a marker is found where
-// it was put; the length prefix before it is checked too.
-var markerPrefix = [8]byte{0xff, 0x00, 0xfe, 'W', 'E', 'I', 'R', 0xa5}
+// socket by sendfile. A client can make a response echo bytes of its choice
+// (an unknown topic's name), so markers carry a nonce drawn per response
+// from the node's random source, which a client cannot predict, and each is
+// found in order, after the length prefix kmsg writes before it.
+var markerMagic = [4]byte{0xff, 'W', 'R', 0xa5}
 
 const markerLen = 16
 
-func marker(i int) []byte {
+// fetchMarkers makes the markers of one response.
+type fetchMarkers struct{ nonce uint64 }
+
+func (fm fetchMarkers) marker(i int) []byte {
 	m := make([]byte, markerLen)
-	copy(m, markerPrefix[:])
-	binary.BigEndian.PutUint64(m[8:], uint64(i))
+	copy(m, markerMagic[:])
+	binary.BigEndian.PutUint64(m[4:], fm.nonce)
+	binary.BigEndian.PutUint32(m[12:], uint32(i))
 	return m
 }
 
@@ -30,22 +35,15 @@ func marker(i int) []byte {
 // chunks with slices[i] in place of marker i, fixing the length prefixes
 // (int32 bytes before flexible versions, uvarint length+1 after) and the
 // frame size.
-func spliceFiles(frame []byte, flexible bool, slices []partlog.Slice) []port.Chunk {
+func (fm fetchMarkers) spliceFiles(frame []byte, flexible bool, slices []partlog.Slice) []port.Chunk {
 	if len(slices) == 0 {
 		return []port.Chunk{{Bytes: frame}}
 	}
-	prefixLen := 4
-	if flexible {
-		prefixLen = 1 // uvarint(16+1) is one byte
-	}
+	prefixLen := len(lengthPrefix(flexible))
 	chunks := make([]port.Chunk, 0, 2*len(slices)+1)
 	pos := 0
 	for i, sl := range slices {
-		at := bytes.Index(frame[pos:], marker(i))
-		if at < prefixLen {
-			panic(fmt.Sprintf("broker: fetch marker %d not found in the encoded response", i))
-		}
-		at += pos
+		at := findMarker(frame, pos, fm.marker(i), lengthPrefix(flexible))
 		head := append([]byte(nil), frame[pos:at-prefixLen]...)
 		if flexible {
 			head = binary.AppendUvarint(head, uint64(sl.Len+1))
@@ -62,4 +60,28 @@ func spliceFiles(frame []byte, flexible bool, slices []partlog.Slice) []port.Chu
 	}
 	binary.BigEndian.PutUint32(chunks[0].Bytes, uint32(total-4))
 	return chunks
+}
+
+// lengthPrefix is the length prefix kmsg writes before a 16-byte marker.
+func lengthPrefix(flexible bool) []byte {
+	if flexible {
+		return []byte{markerLen + 1} // uvarint(len+1)
+	}
+	return []byte{0, 0, 0, markerLen}
+}
+
+// findMarker returns where marker m, preceded by prefix, starts at or after
+// from.
+func findMarker(frame []byte, from int, m, prefix []byte) int {
+	for pos := from; ; {
+		at := bytes.Index(frame[pos:], m)
+		if at < 0 {
+			panic(fmt.Sprintf("broker: fetch marker %x not found in the encoded response", m))
+		}
+		at += pos
+		if at >= len(prefix) && bytes.Equal(frame[at-len(prefix):at], prefix) {
+			return at
+		}
+		pos = at + 1
+	}
 }

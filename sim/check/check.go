@@ -61,6 +61,7 @@ func Run(in Input, porcupineTimeoutSec int) []Failure {
 	out = append(out, Anomalies(parts)...)
 	out = append(out, Durability(parts, in)...)
 	out = append(out, Idempotence(parts)...)
+	out = append(out, Groups(in.History)...)
 	if len(out) == 0 {
 		out = append(out, Linearizability(parts, porcupineTimeoutSec)...)
 	}

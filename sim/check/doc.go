@@ -12,6 +12,11 @@
 //     retention was entitled to delete it.
 //   - Idempotence (claim 3): an idempotent producer's records appear once
 //     each, in the order sent, however often they were retried.
+//   - Groups (claim 5): in one generation a partition has one owner;
+//     acknowledged commits never move back, an offset fetch sees every
+//     commit acknowledged before it, and no commit of a generation the
+//     coordinator moved past succeeds — per node incarnation, since group
+//     state lives in memory only.
 //   - Monitor (claims 1 and 2, online): invariants checked as each response
 //     arrives — the high watermark a client sees never goes back (nor below
 //     an acknowledged offset), the log start never passes it, no record is

@@ -126,6 +126,11 @@ type History struct {
 	Produces []*Produce
 	Fetches  []*Fetch
 	Admins   []*Admin
+	Groups   []*GroupOp
+	// Crashes lists when the node process stopped (kill, machine crash,
+	// operator restart): group state lives in its memory only, so group
+	// checkers hold operations to account per process incarnation.
+	Crashes []int64
 	// Clients names each client index.
 	Clients   []string
 	observers []Observer
@@ -176,6 +181,59 @@ func (h *History) StartAdmin(a *Admin) {
 	a.Return = Infinity
 	h.Admins = append(h.Admins, a)
 }
+
+// GroupKind is a consumer group operation's kind.
+type GroupKind uint8
+
+const (
+	Join GroupKind = iota + 1
+	Sync
+	Commit
+	FetchOffsets
+	Leave
+)
+
+func (k GroupKind) String() string {
+	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave"}[k]
+}
+
+// GroupOp is one consumer group request a member got an answer to.
+type GroupOp struct {
+	ID       int
+	Client   int
+	Member   string // the client's name
+	Kind     GroupKind
+	Group    string
+	Topic    string
+	MemberID string
+	// Generation: the one a Join or Sync response gave, or the one a
+	// Commit carried.
+	Generation int32
+	Leader     bool // Join: this member leads the generation
+	Call       int64
+	Return     int64
+	ErrCode    int16
+	// Parts: a Sync's assigned partitions (Offset unused); a Commit's
+	// partitions with the offsets sent and each answer; a FetchOffsets'
+	// partitions with the offsets returned.
+	Parts []GroupPart
+}
+
+// GroupPart is one partition of a group operation.
+type GroupPart struct {
+	Partition int32
+	Offset    int64
+	ErrCode   int16
+}
+
+// AddGroup records a group operation that got an answer.
+func (h *History) AddGroup(g *GroupOp) {
+	g.ID = h.id()
+	h.Groups = append(h.Groups, g)
+}
+
+// Crash records that the node process stopped at t.
+func (h *History) Crash(t int64) { h.Crashes = append(h.Crashes, t) }
 
 // FinalTopic is a topic as the metadata lists it once faults have stopped:
 // the incarnations whose records the final check holds to account.

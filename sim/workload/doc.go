@@ -1,7 +1,9 @@
 // Package workload is the simulated clients: idempotent and plain
 // producers, consumers (sessionless and with KIP-227 fetch sessions, long
 // polls, seeks), an admin client (create and delete topics, add
-// partitions, metadata), the liveness prober and the final reader.
+// partitions, metadata), classic consumer group members (join, sync,
+// heartbeat, leave, commit and fetch offsets; they also crash silently),
+// the liveness prober and the final reader.
 //
 // They speak the real protocol through the real codec: each request is a
 // kmsg request encoded by wire.AppendRequest, sent as one frame over the

@@ -36,6 +36,9 @@ type Config struct {
 	AdminEvery [2]sched.Time
 	// ChurnConfigs are topic configs for churn topics.
 	ChurnConfigs map[string]string
+	// Groups is how many classic consumer groups run (0: none), each with
+	// GroupMembers members reading one of the setup topics.
+	Groups, GroupMembers int
 }
 
 // Topic is what clients believe about a topic.
@@ -75,6 +78,7 @@ type World struct {
 
 	producers []*producer
 	consumers []*consumer
+	members   []*member
 	admin     *admin
 }
 
@@ -144,11 +148,27 @@ func (w *World) Start() {
 	for i := range w.cfg.Consumers {
 		w.consumers = append(w.consumers, newConsumer(w, fmt.Sprintf("c%d", i)))
 	}
+	// Groups read setup topics, which are never deleted, so a group's
+	// committed offsets are never dropped with their topic.
+	setup := 0
+	for _, t := range w.Topics {
+		if !t.Churn {
+			setup++
+		}
+	}
+	for g := range w.cfg.Groups {
+		for i := range w.cfg.GroupMembers {
+			w.members = append(w.members, newMember(w, fmt.Sprintf("g%dm%d", g, i), fmt.Sprintf("group-%d", g), w.Topics[g%setup].Name))
+		}
+	}
 	for _, p := range w.producers {
 		p.start()
 	}
 	for _, c := range w.consumers {
 		c.start()
+	}
+	for _, m := range w.members {
+		m.start()
 	}
 	if w.cfg.Admin {
 		w.admin.start()
@@ -169,6 +189,9 @@ func (w *World) Halt() {
 	}
 	for _, c := range w.consumers {
 		c.abort("halted")
+	}
+	for _, m := range w.members {
+		m.abort("halted")
 	}
 	if w.admin != nil {
 		w.admin.abort("halted")

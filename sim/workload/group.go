@@ -1,0 +1,658 @@
+package workload
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/sim/history"
+	"github.com/weirmq/weir/sim/sched"
+)
+
+// member is one member of a classic consumer group: it finds the
+// coordinator, joins (protocol type "consumer", one protocol "range" with
+// empty metadata), and, as leader, assigns the group topic's partitions
+// round-robin; it syncs, heartbeats every session/3, reads its partitions
+// from the committed offsets and commits what it read now and then. In
+// the chaos phase it also leaves, crashes silently and comes back.
+//
+// Every (re)join starts a new epoch; an answer to a request of an older
+// epoch is dropped, so a member never acts on a generation it left.
+type member struct {
+	*client
+	group, topic string
+	// Versions drawn per member, among those the broker serves.
+	vFind, vJoin, vSync, vHeartbeat, vLeave, vCommit, vOffsetFetch, vFetch int16
+	session, rebalance                                                     sched.Time
+
+	memberID string
+	gen      int32
+	epoch    int
+	parts    []*mpart
+}
+
+// mpart is an assigned partition and the member's position in it; -1 while
+// the position is being found.
+type mpart struct {
+	partition int32
+	pos       int64
+}
+
+// groupProtocol is the one assignment protocol the members speak; the
+// broker does not read its metadata or assignments.
+const groupProtocol = "range"
+
+func newMember(w *World, name, group, topic string) *member {
+	m := &member{client: newClient(w, name), group: group, topic: topic}
+	m.vFind = m.version(0, 5)
+	m.vJoin = m.version(4, 9) // v4+: MEMBER_ID_REQUIRED
+	m.vSync = m.version(0, 5)
+	m.vHeartbeat = m.version(0, 4)
+	m.vLeave = m.version(0, 5)
+	m.vCommit = m.version(2, 9)
+	m.vOffsetFetch = m.version(1, 7)
+	m.vFetch = m.version(4, 12)
+	// group.min.session.timeout.ms is 6s by default.
+	m.session = sched.Time(m.rnd.Range(6, 10)) * sched.Second
+	m.rebalance = sched.Time(m.rnd.Range(3, maxRebalanceSec)) * sched.Second
+	// The coordinator holds a JoinGroup until the rebalance completes: up
+	// to the longest rebalance timeout among the members, after the
+	// group.initial.rebalance.delay.ms (3s by default) of a new group. The
+	// client waits that long on top of its usual timeout, as real clients
+	// do, or it would give up on every slow rebalance and start it over.
+	m.timeout += (maxRebalanceSec + 3) * sched.Second
+	return m
+}
+
+// maxRebalanceSec bounds the members' rebalance timeouts.
+const maxRebalanceSec = 10
+
+func (m *member) live() bool { return m.w.active && !m.w.stopped }
+
+func (m *member) start() {
+	m.w.trace("%s: start group %s topic %s (join v%d sync v%d heartbeat v%d commit v%d offset fetch v%d, session %v)",
+		m.name, m.group, m.topic, m.vJoin, m.vSync, m.vHeartbeat, m.vCommit, m.vOffsetFetch, m.session)
+	m.rejoin(0)
+	m.chaos()
+}
+
+// chaos now and then makes the member leave the group, or crash (go
+// silent, so its session must expire), and come back later. Seldom enough
+// that a group is often stable for a while between rebalances, so members
+// read and commit.
+func (m *member) chaos() {
+	m.w.Loop.After(m.rnd.Range(5, 25)*sched.Second, func() {
+		if !m.live() {
+			return
+		}
+		back := m.rnd.Range(100*sched.Millisecond, 2*m.session)
+		if m.rnd.Coin() {
+			m.leave()
+		} else {
+			m.w.trace("%s: crashes (member %s gen %d)", m.name, m.memberID, m.gen)
+			m.epoch++
+			m.abort("member crashed")
+			// A new process knows no member id.
+			m.memberID = ""
+		}
+		m.w.Loop.After(back, func() { m.rejoin(0) })
+		m.chaos()
+	})
+}
+
+// rejoin starts a new epoch: after a pause, find the coordinator and join.
+func (m *member) rejoin(after sched.Time) {
+	m.epoch++
+	epoch := m.epoch
+	m.w.Loop.After(after, func() {
+		if m.epoch == epoch && m.live() {
+			m.findCoordinator(epoch)
+		}
+	})
+}
+
+// current reports whether epoch is still the member's, and the run goes on.
+func (m *member) current(epoch int) bool { return m.epoch == epoch && m.live() }
+
+func (m *member) backoff() sched.Time { return m.rnd.Range(50, 500) * sched.Millisecond }
+
+func (m *member) findCoordinator(epoch int) {
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.Version = m.vFind
+	req.CoordinatorKey = m.group
+	if req.Version >= 4 {
+		req.CoordinatorKeys = []string{m.group}
+	}
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		resp, ok := r.resp.(*kmsg.FindCoordinatorResponse)
+		code := int16(-1)
+		if r.err == nil && ok {
+			code = resp.ErrorCode
+			if req.Version >= 4 {
+				if len(resp.Coordinators) != 1 {
+					m.w.fail("protocol", fmt.Sprintf("%s: find coordinator answered %d keys for 1", m.name, len(resp.Coordinators)))
+					return
+				}
+				code = resp.Coordinators[0].ErrorCode
+			}
+		}
+		if code != 0 {
+			m.rejoin(m.backoff())
+			return
+		}
+		m.join(epoch)
+	})
+}
+
+func (m *member) join(epoch int) {
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Version = m.vJoin
+	req.Group = m.group
+	req.SessionTimeoutMillis = int32(m.session / sched.Millisecond)
+	req.RebalanceTimeoutMillis = int32(m.rebalance / sched.Millisecond)
+	req.MemberID = m.memberID
+	req.ProtocolType = "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name, p.Metadata = groupProtocol, []byte{}
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{p}
+	call := m.w.Loop.Now()
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if r.err != nil {
+			m.rejoin(m.backoff())
+			return
+		}
+		resp := r.resp.(*kmsg.JoinGroupResponse)
+		op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Join, Group: m.group, Topic: m.topic,
+			MemberID: resp.MemberID, Generation: resp.Generation, Leader: resp.ErrorCode == 0 && resp.LeaderID == resp.MemberID,
+			Call: call, Return: m.w.Loop.Now(), ErrCode: resp.ErrorCode}
+		m.w.History.AddGroup(op)
+		m.w.trace("%s: join %s -> %v member %s gen %d leader %v", m.name, m.group, kerr.ErrorForCode(resp.ErrorCode), resp.MemberID, resp.Generation, op.Leader)
+		switch kerr.ErrorForCode(resp.ErrorCode) {
+		case nil:
+			prevID, prevGen := m.memberID, m.gen
+			m.memberID, m.gen = resp.MemberID, resp.Generation
+			if prevID == m.memberID && prevGen < m.gen && m.rnd.Pick(4) == 0 {
+				// A commit of the generation just left, as a consumer
+				// whose commit was delayed would send: the coordinator
+				// must refuse it (claim 5).
+				m.commit(epoch, prevGen, false)
+			}
+			var assignments []kmsg.SyncGroupRequestGroupAssignment
+			if op.Leader {
+				assignments = m.assign(resp.Members)
+			}
+			m.sync(epoch, assignments)
+		case kerr.MemberIDRequired:
+			m.memberID = resp.MemberID
+			m.join(epoch)
+		case kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.FencedInstanceID:
+			m.memberID = ""
+			m.rejoin(m.backoff())
+		default:
+			m.rejoin(m.backoff())
+		}
+	})
+}
+
+// assign deals the topic's partitions out round-robin over the members in
+// member id order.
+func (m *member) assign(members []kmsg.JoinGroupResponseMember) []kmsg.SyncGroupRequestGroupAssignment {
+	ids := make([]string, 0, len(members))
+	for _, mb := range members {
+		ids = append(ids, mb.MemberID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var n int32
+	if t := m.w.topic(m.topic); t != nil {
+		n = t.Partitions
+	}
+	byMember := make([][]int32, len(ids))
+	for p := range n {
+		i := int(p) % len(ids)
+		byMember[i] = append(byMember[i], p)
+	}
+	out := make([]kmsg.SyncGroupRequestGroupAssignment, len(ids))
+	for i, id := range ids {
+		out[i] = kmsg.NewSyncGroupRequestGroupAssignment()
+		out[i].MemberID, out[i].MemberAssignment = id, encodeAssignment(byMember[i])
+	}
+	return out
+}
+
+// encodeAssignment is the members' own assignment format: a count, then
+// the partition ids, each a big-endian int32.
+func encodeAssignment(parts []int32) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(parts)))
+	for _, p := range parts {
+		b = binary.BigEndian.AppendUint32(b, uint32(p))
+	}
+	return b
+}
+
+func decodeAssignment(b []byte) ([]int32, bool) {
+	if len(b) == 0 {
+		return nil, true // a member the leader gave nothing
+	}
+	if len(b) < 4 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if len(b) != 4*n {
+		return nil, false
+	}
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(binary.BigEndian.Uint32(b[4*i:]))
+	}
+	return out, true
+}
+
+func (m *member) sync(epoch int, assignments []kmsg.SyncGroupRequestGroupAssignment) {
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Version = m.vSync
+	req.Group, req.Generation, req.MemberID = m.group, m.gen, m.memberID
+	if req.Version >= 5 {
+		pt, pn := "consumer", groupProtocol
+		req.ProtocolType, req.Protocol = &pt, &pn
+	}
+	req.GroupAssignment = assignments
+	call := m.w.Loop.Now()
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if r.err != nil {
+			m.rejoin(m.backoff())
+			return
+		}
+		resp := r.resp.(*kmsg.SyncGroupResponse)
+		op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Sync, Group: m.group, Topic: m.topic,
+			MemberID: m.memberID, Generation: m.gen, Call: call, Return: m.w.Loop.Now(), ErrCode: resp.ErrorCode}
+		var parts []int32
+		if resp.ErrorCode == 0 {
+			var ok bool
+			if parts, ok = decodeAssignment(resp.MemberAssignment); !ok {
+				m.w.fail("protocol", fmt.Sprintf("%s: sync group returned an assignment no leader wrote: %x", m.name, resp.MemberAssignment))
+				return
+			}
+			for _, p := range parts {
+				op.Parts = append(op.Parts, history.GroupPart{Partition: p})
+			}
+		}
+		m.w.History.AddGroup(op)
+		m.w.trace("%s: sync %s gen %d -> %v %v", m.name, m.group, m.gen, kerr.ErrorForCode(resp.ErrorCode), parts)
+		switch kerr.ErrorForCode(resp.ErrorCode) {
+		case nil:
+			m.parts = nil
+			for _, p := range parts {
+				m.parts = append(m.parts, &mpart{partition: p, pos: -1})
+			}
+			m.heartbeatLater(epoch)
+			m.offsetFetch(epoch)
+		case kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.FencedInstanceID:
+			m.memberID = ""
+			m.rejoin(m.backoff())
+		default:
+			m.rejoin(m.backoff())
+		}
+	})
+}
+
+func (m *member) heartbeatLater(epoch int) {
+	m.w.Loop.After(m.session/3, func() {
+		if m.current(epoch) {
+			m.heartbeat(epoch)
+		}
+	})
+}
+
+func (m *member) heartbeat(epoch int) {
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Version = m.vHeartbeat
+	req.Group, req.Generation, req.MemberID = m.group, m.gen, m.memberID
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if r.err != nil {
+			m.heartbeatLater(epoch)
+			return
+		}
+		code := r.resp.(*kmsg.HeartbeatResponse).ErrorCode
+		switch kerr.ErrorForCode(code) {
+		case nil:
+			m.heartbeatLater(epoch)
+		case kerr.RebalanceInProgress:
+			m.w.trace("%s: heartbeat gen %d -> rebalance in progress", m.name, m.gen)
+			m.rejoin(0)
+		case kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.FencedInstanceID:
+			m.w.trace("%s: heartbeat gen %d -> %v", m.name, m.gen, kerr.ErrorForCode(code))
+			m.memberID = ""
+			m.rejoin(0)
+		default:
+			m.heartbeatLater(epoch)
+		}
+	})
+}
+
+// leave sends LeaveGroup and forgets the member id; the member comes back
+// as a new one.
+func (m *member) leave() {
+	if m.memberID == "" {
+		m.epoch++
+		return
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Version = m.vLeave
+	req.Group = m.group
+	if req.Version >= 3 {
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = m.memberID
+		req.Members = []kmsg.LeaveGroupRequestMember{lm}
+	} else {
+		req.MemberID = m.memberID
+	}
+	op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Leave, Group: m.group, Topic: m.topic,
+		MemberID: m.memberID, Generation: m.gen, Call: m.w.Loop.Now()}
+	m.epoch++
+	m.memberID = ""
+	m.do(req, false, func(r reply) {
+		if r.err != nil {
+			return
+		}
+		resp := r.resp.(*kmsg.LeaveGroupResponse)
+		op.Return, op.ErrCode = m.w.Loop.Now(), resp.ErrorCode
+		if resp.ErrorCode == 0 && len(resp.Members) == 1 {
+			op.ErrCode = resp.Members[0].ErrorCode
+		}
+		m.w.History.AddGroup(op)
+		m.w.trace("%s: leave %s member %s -> %v", m.name, m.group, op.MemberID, kerr.ErrorForCode(op.ErrCode))
+	})
+}
+
+// offsetFetch reads the committed offsets of the assigned partitions: a
+// member resumes where the group left off, not where it was itself, since
+// another member may have owned the partition meanwhile.
+func (m *member) offsetFetch(epoch int) {
+	if len(m.parts) == 0 {
+		return
+	}
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version = m.vOffsetFetch
+	req.Group = m.group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = m.topic
+	for _, p := range m.parts {
+		rt.Partitions = append(rt.Partitions, p.partition)
+	}
+	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
+	call := m.w.Loop.Now()
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if r.err != nil {
+			m.w.Loop.After(m.backoff(), func() {
+				if m.current(epoch) {
+					m.offsetFetch(epoch)
+				}
+			})
+			return
+		}
+		resp := r.resp.(*kmsg.OffsetFetchResponse)
+		op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.FetchOffsets, Group: m.group, Topic: m.topic,
+			MemberID: m.memberID, Generation: m.gen, Call: call, Return: m.w.Loop.Now(), ErrCode: resp.ErrorCode}
+		got := map[int32]int64{}
+		for _, t := range resp.Topics {
+			if t.Topic != m.topic {
+				continue
+			}
+			for _, p := range t.Partitions {
+				code := p.ErrorCode
+				if code == 0 {
+					code = resp.ErrorCode
+				}
+				op.Parts = append(op.Parts, history.GroupPart{Partition: p.Partition, Offset: p.Offset, ErrCode: code})
+				if code == 0 {
+					got[p.Partition] = p.Offset
+				}
+			}
+		}
+		m.w.History.AddGroup(op)
+		m.w.trace("%s: offset fetch %s -> %v %v", m.name, m.group, kerr.ErrorForCode(resp.ErrorCode), op.Parts)
+		if len(got) != len(m.parts) {
+			// COORDINATOR_LOAD_IN_PROGRESS and the like: ask again.
+			m.w.Loop.After(m.backoff(), func() {
+				if m.current(epoch) {
+					m.offsetFetch(epoch)
+				}
+			})
+			return
+		}
+		for _, p := range m.parts {
+			p.pos = got[p.partition]
+		}
+		m.reset(epoch)
+	})
+}
+
+// reset finds the earliest offset of partitions with no committed offset
+// (auto.offset.reset=earliest), then reads.
+func (m *member) reset(epoch int) {
+	var need []*mpart
+	for _, p := range m.parts {
+		if p.pos < 0 {
+			need = append(need, p)
+		}
+	}
+	if len(need) == 0 {
+		m.poll(epoch)
+		return
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 1
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = m.topic
+	for _, p := range need {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.partition, -2, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if resp, ok := r.resp.(*kmsg.ListOffsetsResponse); r.err == nil && ok {
+			for _, t := range resp.Topics {
+				for _, rp := range t.Partitions {
+					for _, p := range need {
+						if p.partition == rp.Partition && rp.ErrorCode == 0 && t.Topic == m.topic {
+							p.pos = max(p.pos, rp.Offset)
+						}
+					}
+				}
+			}
+		}
+		m.w.Loop.After(m.backoff(), func() {
+			if m.current(epoch) {
+				m.reset(epoch)
+			}
+		})
+	})
+}
+
+// poll reads the assigned partitions from their positions and now and
+// then commits the positions.
+func (m *member) poll(epoch int) {
+	var parts []fetchPart
+	var ready []*mpart
+	for _, p := range m.parts {
+		if p.pos >= 0 {
+			parts = append(parts, fetchPart{topic: m.topic, partition: p.partition, offset: p.pos, maxBytes: 1 << 20})
+			ready = append(ready, p)
+		}
+	}
+	if len(ready) == 0 {
+		m.w.Loop.After(m.backoff(), func() {
+			if m.current(epoch) {
+				m.poll(epoch)
+			}
+		})
+		return
+	}
+	req := newFetch(m.vFetch, parts)
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 1<<20
+	req.SessionID, req.SessionEpoch = 0, -1
+	call := m.w.Loop.Now()
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) {
+			return
+		}
+		if r.err == nil {
+			m.fetched(epoch, ready, parts, r, call)
+		}
+		if m.rnd.Pick(4) == 0 {
+			m.commit(epoch, m.gen, true)
+		}
+		m.w.Loop.After(m.rnd.Range(0, 100)*sched.Millisecond, func() {
+			if m.current(epoch) {
+				m.poll(epoch)
+			}
+		})
+	})
+}
+
+func (m *member) fetched(epoch int, ready []*mpart, asked []fetchPart, r reply, call int64) {
+	resp := r.resp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		return
+	}
+	for _, fp := range fetchedParts(resp, 1<<20) {
+		for i, p := range ready {
+			if !fp.matches(asked[i], false) || p.pos != asked[i].offset {
+				continue
+			}
+			// The operation checks the batches' CRCs; the consumers'
+			// fetches already feed the read checkers, so it stays out of
+			// the history.
+			f, ok := m.w.fetchOp(m.client, asked[i], fp, false, call, r.flipped, false)
+			if !ok {
+				break
+			}
+			switch kerr.ErrorForCode(f.ErrCode) {
+			case nil:
+				if n := len(f.Records); n > 0 {
+					p.pos = f.Records[n-1].Offset + 1
+				}
+			case kerr.OffsetOutOfRange:
+				// Retention moved the log start past the position; reset
+				// never moves it back.
+				p.pos = -1
+				m.w.Loop.After(0, func() {
+					if m.current(epoch) {
+						m.resetOne(epoch, p, asked[i].offset)
+					}
+				})
+			}
+			break
+		}
+	}
+}
+
+// resetOne moves a partition whose position fell out of range to the log
+// start, unless that would move it back (its position is then kept, and
+// the next fetch tells).
+func (m *member) resetOne(epoch int, p *mpart, was int64) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 1
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = m.topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.partition, -2, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
+	m.do(req, false, func(r reply) {
+		if !m.current(epoch) || p.pos >= 0 {
+			return
+		}
+		p.pos = was
+		resp, ok := r.resp.(*kmsg.ListOffsetsResponse)
+		if r.err == nil && ok && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 && resp.Topics[0].Partitions[0].ErrorCode == 0 {
+			p.pos = max(was, resp.Topics[0].Partitions[0].Offset)
+		}
+	})
+}
+
+// commit commits every position known, with generation gen; react: the
+// member rejoins if the answer says it must.
+func (m *member) commit(epoch int, gen int32, react bool) {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version = m.vCommit
+	req.Group, req.Generation, req.MemberID = m.group, gen, m.memberID
+	req.RetentionTimeMillis = -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = m.topic
+	op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Commit, Group: m.group, Topic: m.topic,
+		MemberID: m.memberID, Generation: gen, Call: m.w.Loop.Now()}
+	for _, p := range m.parts {
+		if p.pos < 0 {
+			continue
+		}
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = p.partition, p.pos, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		// Until the response says otherwise a partition counts as not
+		// committed (-1, UNKNOWN_SERVER_ERROR).
+		op.Parts = append(op.Parts, history.GroupPart{Partition: p.partition, Offset: p.pos, ErrCode: -1})
+	}
+	if len(rt.Partitions) == 0 {
+		return
+	}
+	req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
+	m.do(req, false, func(r reply) {
+		if r.err != nil {
+			return
+		}
+		resp := r.resp.(*kmsg.OffsetCommitResponse)
+		op.Return = m.w.Loop.Now()
+		for _, t := range resp.Topics {
+			for _, rp := range t.Partitions {
+				for i := range op.Parts {
+					if t.Topic == m.topic && op.Parts[i].Partition == rp.Partition {
+						op.Parts[i].ErrCode = rp.ErrorCode
+					}
+				}
+			}
+		}
+		m.w.History.AddGroup(op)
+		m.w.trace("%s: commit %s gen %d %v", m.name, m.group, op.Generation, op.Parts)
+		if !react || !m.current(epoch) {
+			return
+		}
+		for _, gp := range op.Parts {
+			switch kerr.ErrorForCode(gp.ErrCode) {
+			case kerr.RebalanceInProgress:
+				m.rejoin(0)
+				return
+			case kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.FencedInstanceID:
+				m.memberID = ""
+				m.rejoin(0)
+				return
+			}
+		}
+	})
+}
