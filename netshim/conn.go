@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -145,9 +146,11 @@ func (s *Server) read(c *conn) {
 			return
 		}
 		// A fresh buffer per frame: decoded requests alias it and the core
-		// keeps produce data past this loop iteration.
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
+		// keeps produce data past this loop iteration. It grows as bytes
+		// arrive, so a client that declares 100 MiB and sends nothing
+		// costs nothing.
+		frame, err := readFrame(br, int(size))
+		if err != nil {
 			quiet = s.readFailed(c, err)
 			return
 		}
@@ -277,4 +280,24 @@ func copyFile(w io.Writer, f *os.File, off, n int64) error {
 		err = io.ErrUnexpectedEOF // the file is shorter than the range
 	}
 	return err
+}
+
+// frameChunk is how much of a frame is allocated before its bytes arrive.
+const frameChunk = 1 << 20
+
+// readFrame reads exactly size bytes, allocating at most frameChunk more
+// than has been received.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	frame := make([]byte, min(size, frameChunk))
+	if _, err := io.ReadFull(r, frame); err != nil {
+		return nil, err
+	}
+	for len(frame) < size {
+		n := min(size-len(frame), len(frame)) // double, up to size
+		frame = slices.Grow(frame, n)[:len(frame)+n]
+		if _, err := io.ReadFull(r, frame[len(frame)-n:]); err != nil {
+			return nil, err
+		}
+	}
+	return frame, nil
 }

@@ -139,6 +139,13 @@ func serve(cfg *config.Broker, logger *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// After the first signal starts a graceful shutdown, a second one gets
+	// the default behaviour and ends the process, even if shutdown is stuck
+	// waiting for a disk that no longer answers.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := srv.Serve(ctx, node, disk); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
