@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/port"
 )
@@ -133,9 +134,12 @@ func (m *metaStore) done(n *Node) {
 		return
 	}
 	if m.renameNext {
-		m.renameNext, m.opsLeft = false, 2
+		m.renameNext, m.opsLeft = false, 1
 		n.issueMeta(port.DiskOp{Kind: port.OpRename, Lane: metaLane, Path: metaTmp, To: metaFile})
-		n.issueMeta(port.DiskOp{Kind: port.OpSyncDir, Lane: metaLane, Path: "."})
+		if !bugs.On(bugs.MetaSkipsDirSync) {
+			m.opsLeft++
+			n.issueMeta(port.DiskOp{Kind: port.OpSyncDir, Lane: metaLane, Path: "."})
+		}
 		return
 	}
 	m.writing = false

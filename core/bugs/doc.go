@@ -45,6 +45,11 @@ const (
 	// directory entry needs a directory fsync: a crash loses the new
 	// segment with its acknowledged records (claim 1).
 	RollSkipsDirSync
+	// MetaSkipsDirSync renames the new metadata image into place without
+	// the directory fsync that makes the rename durable: a machine crash
+	// can bring back an image without a created topic, losing the topic
+	// and its acknowledged records (claim 1).
+	MetaSkipsDirSync
 
 	numBugs
 )
@@ -57,6 +62,7 @@ var names = [...]string{
 	IndexOffByOne:    "IndexOffByOne",
 	RetentionUnsafe:  "RetentionUnsafe",
 	RollSkipsDirSync: "RollSkipsDirSync",
+	MetaSkipsDirSync: "MetaSkipsDirSync",
 }
 
 func (b Bug) String() string {

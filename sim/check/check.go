@@ -77,6 +77,9 @@ type partition struct {
 	fetches  []*history.Fetch
 	// observed maps each offset read to the value first read there.
 	observed map[int64]string
+	// open: the incarnation was never deleted (no delete or re-create of
+	// its name was attempted after it was created), so it must still exist.
+	open bool
 	// Final read: whether this partition was read, and what it held.
 	inFinal              bool
 	final                map[int64]string
@@ -173,8 +176,9 @@ func build(in Input) []*partition {
 			pt.finalEnd = max(pt.finalEnd, f.HW)
 		}
 	}
-	if !in.FinalRead {
-		for _, pt := range parts {
+	for _, pt := range parts {
+		pt.open = inc.open(pt.Topic, pt.ID)
+		if !in.FinalRead {
 			pt.inFinal = false
 		}
 	}
@@ -232,6 +236,17 @@ func (in *incarnations) note(name string, id history.TopicID) {
 		}
 	}
 	in.ids[name] = append(in.ids[name], id)
+}
+
+// open reports whether incarnation id of name was created and never had a
+// delete or re-create of its name attempted afterwards.
+func (in *incarnations) open(name string, id history.TopicID) bool {
+	for _, w := range in.windows[name] {
+		if w.id == id && w.end == history.Infinity {
+			return true
+		}
+	}
+	return false
 }
 
 // of returns the incarnation an operation on name over [call, ret] went

@@ -15,7 +15,11 @@ import (
 // record's), or retention.bytes is set and the records that could have
 // followed it in the log add up to at least that (a segment is deleted by
 // size only while the segments after it hold that much). A deleted topic's
-// records are exempt: its incarnation is not in the final metadata.
+// records are exempt: its incarnation is not in the final metadata. A topic
+// never deleted must still be there: if the final read did not find a
+// partition holding acknowledged records, they were lost with it (its
+// metadata or directory forgotten by a crash), however the partition's
+// absence came about.
 func Durability(parts []*partition, in Input) []Failure {
 	var out []Failure
 	fail := func(pt *partition, format string, args ...any) {
@@ -26,6 +30,12 @@ func Durability(parts []*partition, in Input) []Failure {
 	}
 	for _, pt := range parts {
 		if !pt.inFinal {
+			if in.FinalRead && pt.open {
+				if op := firstAcked(pt); op != nil {
+					fail(pt, "%s is missing from the final read, yet %q was acknowledged there to %s at %s and the topic was never deleted",
+						pt.Part, op.Values[0], op.Producer, seconds(op.Return))
+				}
+			}
 			continue
 		}
 		ret := in.Retention(pt.Topic)
@@ -53,6 +63,17 @@ func Durability(parts []*partition, in Input) []Failure {
 		}
 	}
 	return out
+}
+
+// firstAcked returns a produce acknowledged (acks ≥ 1) to this incarnation,
+// or nil.
+func firstAcked(pt *partition) *history.Produce {
+	for _, ref := range pt.produces {
+		if op := ref.op; ref.attributed && op.Outcome == history.OK && op.Acks != 0 && len(op.Values) > 0 {
+			return op
+		}
+	}
+	return nil
 }
 
 // entitled returns "" if retention may have deleted the record at offset o,
