@@ -17,11 +17,17 @@ func testConfig() Config {
 		IndexIntervalBytes: 4096, SegmentIndexBytes: 10 << 20, FlushMessages: 1, FlushMs: 1 << 62}
 }
 
-func batch(t testing.TB, n int, valueSize int, ts int64) ([]byte, record.Header) {
+// tester is what batch builders need of a *testing.T or *rapid.T.
+type tester interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func batch(t tester, n int, valueSize int, ts int64) ([]byte, record.Header) {
 	return idemBatch(t, -1, -1, n, valueSize, ts)
 }
 
-func idemBatch(t testing.TB, pid int64, seq int32, n int, valueSize int, ts int64) ([]byte, record.Header) {
+func idemBatch(t tester, pid int64, seq int32, n int, valueSize int, ts int64) ([]byte, record.Header) {
 	t.Helper()
 	spec := record.BuildSpec{ProducerID: pid, ProducerEpoch: -1, BaseSequence: seq, FirstTimestamp: ts}
 	if pid >= 0 {
