@@ -252,6 +252,16 @@ func (b bootFS) List(dir string) ([]port.DirEntry, error) {
 	return out, nil
 }
 
+// DropCache drops path's clean cached pages (port.BootFS).
+func (b bootFS) DropCache(p string) error {
+	f, err := b.d.Acquire(p)
+	if err != nil {
+		return err
+	}
+	defer f.Release()
+	return dropCache(f.OSFile())
+}
+
 func (b bootFS) ReadAt(p string, buf []byte, off int64) (int, error) {
 	f, err := b.d.Acquire(p)
 	if err != nil {

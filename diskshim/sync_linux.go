@@ -19,3 +19,13 @@ func datasync(f *os.File) error {
 		}
 	}
 }
+
+// dropCache asks the kernel to drop f's clean cached pages, so that reads
+// come from the disk: after a failed fsync Linux keeps the unwritten pages
+// as clean, and only dropping them shows what the disk really holds.
+func dropCache(f *os.File) error {
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return &os.PathError{Op: "fadvise", Path: f.Name(), Err: err}
+	}
+	return nil
+}

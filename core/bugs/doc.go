@@ -50,19 +50,25 @@ const (
 	// can bring back an image without a created topic, losing the topic
 	// and its acknowledged records (claim 1).
 	MetaSkipsDirSync
+	// TrustCacheAfterFsyncError makes recovery read segments through the
+	// page cache, where a failed fsync left pages clean but unwritten
+	// ("fsyncgate"): recovery builds on data a power loss then takes away,
+	// with acknowledged records after it (claim 1).
+	TrustCacheAfterFsyncError
 
 	numBugs
 )
 
 var names = [...]string{
-	AckBeforeFsync:   "AckBeforeFsync",
-	KeepTornTail:     "KeepTornTail",
-	FetchUnsynced:    "FetchUnsynced",
-	ForgetProducers:  "ForgetProducers",
-	IndexOffByOne:    "IndexOffByOne",
-	RetentionUnsafe:  "RetentionUnsafe",
-	RollSkipsDirSync: "RollSkipsDirSync",
-	MetaSkipsDirSync: "MetaSkipsDirSync",
+	AckBeforeFsync:            "AckBeforeFsync",
+	KeepTornTail:              "KeepTornTail",
+	FetchUnsynced:             "FetchUnsynced",
+	ForgetProducers:           "ForgetProducers",
+	IndexOffByOne:             "IndexOffByOne",
+	RetentionUnsafe:           "RetentionUnsafe",
+	RollSkipsDirSync:          "RollSkipsDirSync",
+	MetaSkipsDirSync:          "MetaSkipsDirSync",
+	TrustCacheAfterFsyncError: "TrustCacheAfterFsyncError",
 }
 
 func (b Bug) String() string {

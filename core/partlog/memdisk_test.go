@@ -57,6 +57,8 @@ func (d *memDisk) List(dir string) ([]port.DirEntry, error) {
 	return out, nil
 }
 
+func (d *memDisk) DropCache(string) error { return nil }
+
 func (d *memDisk) ReadAt(path string, buf []byte, off int64) (int, error) {
 	f := d.files[path]
 	if off >= int64(len(f)) {

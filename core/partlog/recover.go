@@ -142,6 +142,15 @@ func parseSegmentName(name string) (int64, string, bool) {
 func (l *Log) scanSegment(fs port.BootFS, base, size int64) (*segment, int64, error) {
 	seg := &segment{base: base, lastIndexedTs: -1, maxTimestamp: -1}
 	path := l.path(base, ".log")
+	// A log that acknowledges only fsynced data must see only fsynced
+	// data (port.BootFS.DropCache). A page-cache-mode log acknowledged
+	// what the cache held, so it keeps the cache: dropping it would lose
+	// acknowledged records that a process restart otherwise keeps.
+	if l.cfg.FlushMessages <= 1 && !bugs.On(bugs.TrustCacheAfterFsyncError) {
+		if err := fs.DropCache(path); err != nil {
+			return seg, 0, fmt.Errorf("drop cached pages of %s: %w", path, err)
+		}
+	}
 	var buf []byte
 	var bufPos int64
 	need := func(pos, n int64) ([]byte, error) {

@@ -172,6 +172,14 @@ type BootFS interface {
 	List(path string) ([]DirEntry, error)
 	// ReadAt reads len(buf) bytes at off, like io.ReaderAt.
 	ReadAt(path string, buf []byte, off int64) (int, error)
+	// DropCache makes later reads of path return what the disk holds
+	// rather than what the page cache remembers. It matters after a
+	// failed fsync: Linux marks the pages it failed to write clean, so
+	// they still read back but are not on disk, and no later fsync writes
+	// them ("fsyncgate"); recovery that trusted them would build on data a
+	// power loss takes away. Production drops the file's clean cached
+	// pages (posix_fadvise DONTNEED); dirty pages are kept.
+	DropCache(path string) error
 }
 
 // DirEntry is one name in a directory.

@@ -80,8 +80,12 @@ func sameEntries(a, b map[string]*inode) bool {
 // seeded subset of its unsynced sectors. It reports whether any unsynced
 // sector was kept and whether any was dropped.
 func (d *Disk) crashFile(f *inode) (kept, dropped bool) {
+	if len(f.failed) > 0 {
+		f.revertFailed()
+		dropped = true
+	}
 	if len(f.unsynced) == 0 {
-		return false, false
+		return false, dropped
 	}
 	keep := map[int64]bool{}
 	for _, sec := range f.unsynced.sorted() {
@@ -96,7 +100,7 @@ func (d *Disk) crashFile(f *inode) (kept, dropped bool) {
 }
 
 // dropUnsynced loses part of a file's unsynced sectors from the page cache
-// after a failed fsync; the kept ones stay unsynced.
+// after a failed fsync; the kept ones stay unsynced until failWriteback.
 func (d *Disk) dropUnsynced(f *inode) {
 	keep := map[int64]bool{}
 	for _, sec := range f.unsynced.sorted() {

@@ -226,10 +226,11 @@ func (d *Disk) inject(op port.DiskOp) error {
 	case port.OpSync, port.OpSyncDir:
 		if d.rnd.Chance(d.cfg.SyncEIO) {
 			d.counts.Inc(fault.DiskSyncEIO)
-			if op.Kind == port.OpSync && d.cfg.DropOnSyncError {
-				if f, err := d.file(op.Path, false); err == nil {
+			if f, err := d.file(op.Path, false); err == nil && op.Kind == port.OpSync {
+				if d.cfg.DropOnSyncError {
 					d.dropUnsynced(f)
 				}
+				f.failWriteback()
 			}
 			return ErrIO
 		}

@@ -22,6 +22,11 @@ type inode struct {
 	// unsynced holds the sectors that differ (or may differ) between them.
 	cur, dur []byte
 	unsynced sectorSet
+	// failed holds sectors whose writeback an fsync reported failed. Linux
+	// then marks their pages clean: reads still see cur, but the disk holds
+	// dur, no later fsync writes them back unless they are written again,
+	// and a machine crash (or dropping the page cache) loses them.
+	failed sectorSet
 
 	// Directories: current and durable entries.
 	entries, durEntries map[string]*inode
@@ -46,6 +51,12 @@ func (s *sectorSet) mark(from, to int64) { // bytes [from, to)
 	}
 }
 
+func (s sectorSet) unmark(from, to int64) { // bytes [from, to)
+	for sec := from / sectorSize; sec*sectorSize < to && len(s) > 0; sec++ {
+		delete(s, sec)
+	}
+}
+
 // sorted lists the sectors in ascending order, so draws over them are
 // deterministic.
 func (s sectorSet) sorted() []int64 {
@@ -65,6 +76,7 @@ func (f *inode) write(pos int64, data []byte) {
 	}
 	copy(f.cur[pos:], data)
 	f.unsynced.mark(pos, end)
+	f.failed.unmark(pos, end) // dirty again: the next fsync writes them
 }
 
 func (f *inode) truncate(size int64) {
@@ -79,7 +91,34 @@ func (f *inode) truncate(size int64) {
 	}
 }
 
-// sync makes the current content durable, copying only unsynced sectors.
+// failWriteback is a failed fsync: every dirty sector becomes clean but not
+// durable (see failed).
+func (f *inode) failWriteback() {
+	for sec := range f.unsynced {
+		if f.failed == nil {
+			f.failed = sectorSet{}
+		}
+		f.failed[sec] = struct{}{}
+	}
+	f.unsynced = nil
+}
+
+// revertFailed makes reads of failed sectors return what the disk holds,
+// as they do once their clean pages leave the page cache.
+func (f *inode) revertFailed() {
+	for sec := range f.failed {
+		for i := sec * sectorSize; i < min((sec+1)*sectorSize, int64(len(f.cur))); i++ {
+			f.cur[i] = 0
+			if i < int64(len(f.dur)) {
+				f.cur[i] = f.dur[i]
+			}
+		}
+	}
+	f.failed = nil
+}
+
+// sync makes the current content durable, copying only unsynced sectors
+// (failed ones stay as the disk holds them).
 func (f *inode) sync() {
 	n := int64(len(f.cur))
 	if int64(cap(f.dur)) >= n {
@@ -268,4 +307,17 @@ func (b bootFS) ReadAt(path string, buf []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// DropCache returns the file's failed sectors to what the disk holds, as
+// dropping its clean cached pages does in production.
+func (b bootFS) DropCache(path string) error {
+	f, err := b.d.lookup(path)
+	if err != nil {
+		return err
+	}
+	if !f.dir {
+		f.revertFailed()
+	}
+	return nil
 }
