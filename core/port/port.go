@@ -128,7 +128,7 @@ const (
 	OpRemoveAll
 )
 
-var opNames = [...]string{"", "mkdir", "write", "sync", "syncdir", "truncate", "rename", "remove", "removeall"}
+var opNames = [...]string{"", "mkdir", "write", "fsync", "syncdir", "truncate", "rename", "remove", "removeall"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {

@@ -202,22 +202,16 @@ func checkFinal(pt *partition, report reporter) {
 	for _, v := range pt.final {
 		inFinal[v] = true
 	}
-	for _, ref := range pt.produces {
-		op := ref.op
-		if !ref.attributed || op.Outcome != history.OK || op.Acks == 0 {
-			continue
+	pt.eachAcked(func(op *history.Produce, o int64, v string) bool {
+		switch {
+		case inFinal[v]:
+		case o >= pt.finalStart && o < pt.finalEnd:
+			report("lost-write", Claim1, pt, "%s offset %d was acknowledged to %s for %q, but the final read has %q there",
+				pt.Part, o, op.Producer, v, pt.final[o])
+		case o >= pt.finalEnd:
+			report("unseen", Claim1, pt, "%s offset %d was acknowledged to %s for %q, but the final read ends at %d",
+				pt.Part, o, op.Producer, v, pt.finalEnd)
 		}
-		for i, v := range op.Values {
-			o := op.Offset + int64(i)
-			switch {
-			case inFinal[v]:
-			case o >= pt.finalStart && o < pt.finalEnd:
-				report("lost-write", Claim1, pt, "%s offset %d was acknowledged to %s for %q, but the final read has %q there",
-					pt.Part, o, op.Producer, v, pt.final[o])
-			case o >= pt.finalEnd:
-				report("unseen", Claim1, pt, "%s offset %d was acknowledged to %s for %q, but the final read ends at %d",
-					pt.Part, o, op.Producer, v, pt.finalEnd)
-			}
-		}
-	}
+		return true
+	})
 }

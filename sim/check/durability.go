@@ -31,49 +31,49 @@ func Durability(parts []*partition, in Input) []Failure {
 	for _, pt := range parts {
 		if !pt.inFinal {
 			if in.FinalRead && pt.open {
-				if op := firstAcked(pt); op != nil {
+				pt.eachAcked(func(op *history.Produce, _ int64, v string) bool {
 					fail(pt, "%s is missing from the final read, yet %q was acknowledged there to %s at %s and the topic was never deleted",
-						pt.Part, op.Values[0], op.Producer, seconds(op.Return))
-				}
+						pt.Part, v, op.Producer, seconds(op.Return))
+					return false
+				})
 			}
 			continue
 		}
 		ret := in.Retention(pt.Topic)
-		for _, ref := range pt.produces {
-			op := ref.op
-			if !ref.attributed || op.Outcome != history.OK || op.Acks == 0 {
-				continue
-			}
-			for i, v := range op.Values {
-				o := op.Offset + int64(i)
-				switch {
-				case o < pt.finalStart:
-					if why := entitled(pt, ret, in.MaxBrokerWallMs, op, o); why != "" {
-						fail(pt, "%s offset %d (%q, acknowledged to %s) is gone below log start %d, but %s",
-							pt.Part, o, v, op.Producer, pt.finalStart, why)
-					}
-				case o >= pt.finalEnd:
-					fail(pt, "%s offset %d (%q, acknowledged to %s at %s) is past the end %d of the log",
-						pt.Part, o, v, op.Producer, seconds(op.Return), pt.finalEnd)
-				case pt.final[o] != v:
-					fail(pt, "%s offset %d holds %q, but %q was acknowledged there to %s at %s",
-						pt.Part, o, pt.final[o], v, op.Producer, seconds(op.Return))
+		pt.eachAcked(func(op *history.Produce, o int64, v string) bool {
+			switch {
+			case o < pt.finalStart:
+				if why := entitled(pt, ret, in.MaxBrokerWallMs, op, o); why != "" {
+					fail(pt, "%s offset %d (%q, acknowledged to %s) is gone below log start %d, but %s",
+						pt.Part, o, v, op.Producer, pt.finalStart, why)
 				}
+			case o >= pt.finalEnd:
+				fail(pt, "%s offset %d (%q, acknowledged to %s at %s) is past the end %d of the log",
+					pt.Part, o, v, op.Producer, seconds(op.Return), pt.finalEnd)
+			case pt.final[o] != v:
+				fail(pt, "%s offset %d holds %q, but %q was acknowledged there to %s at %s",
+					pt.Part, o, pt.final[o], v, op.Producer, seconds(op.Return))
 			}
-		}
+			return true
+		})
 	}
 	return out
 }
 
-// firstAcked returns a produce acknowledged (acks ≥ 1) to this incarnation,
-// or nil.
-func firstAcked(pt *partition) *history.Produce {
+// eachAcked calls fn for every record acknowledged (acks ≥ 1) to this
+// incarnation, with its offset, until fn returns false.
+func (pt *partition) eachAcked(fn func(op *history.Produce, offset int64, value string) bool) {
 	for _, ref := range pt.produces {
-		if op := ref.op; ref.attributed && op.Outcome == history.OK && op.Acks != 0 && len(op.Values) > 0 {
-			return op
+		op := ref.op
+		if !ref.attributed || op.Outcome != history.OK || op.Acks == 0 {
+			continue
+		}
+		for i, v := range op.Values {
+			if !fn(op, op.Offset+int64(i), v) {
+				return
+			}
 		}
 	}
-	return nil
 }
 
 // entitled returns "" if retention may have deleted the record at offset o,
