@@ -78,7 +78,6 @@ func (n *Node) deleteTopic(t *topic, done func(ok bool)) {
 			// created later under the same name starts with none.
 			n.groups.DeleteTopicOffsets(n.now.MonoNs, t.name)
 			for _, p := range t.partitions {
-				p.removed = true
 				n.issueAs(opRef{part: p, deletion: d}, p.log.Remove())
 			}
 		}

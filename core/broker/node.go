@@ -165,11 +165,6 @@ func (n *Node) Step(now port.Time, in port.Input) {
 func (n *Node) Ready() port.Ready {
 	for _, p := range n.syncing {
 		p.syncQueued = false
-		if p.removed {
-			// Queued by a sync round or flush.ms deadline that outlived
-			// the delete: its files are gone, and syncing them would fail.
-			continue
-		}
 		n.issue(p, p.log.MaybeSync(n.now.MonoNs))
 		if p.log.FlushDueMonoNs() > 0 && !p.flushTracked {
 			p.flushTracked = true

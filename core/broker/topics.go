@@ -35,9 +35,6 @@ type partition struct {
 	// syncQueued: the partition is on the node's list for MaybeSync;
 	// flushTracked: on its list of flush.ms deadlines.
 	syncQueued, flushTracked bool
-	// removed: its directory is being deleted, so no disk operation may
-	// follow the removal on its lane.
-	removed bool
 }
 
 func (t *topic) addPartition(l *partlog.Log) *partition {

@@ -84,6 +84,8 @@ type Log struct {
 	// so the first sync round is due whatever the flush policy says (the
 	// node serves nothing until it is done).
 	recoverySync bool
+	// removed: Remove was called; the log emits no more operations.
+	removed bool
 	// unflushed counts messages appended since the last sync round began,
 	// and flushDueMonoNs is when flush.ms forces one (page-cache mode).
 	unflushed      int64
@@ -288,7 +290,7 @@ func (l *Log) markDirty(path string) {
 // appends, rather than per append, is what makes group commit: one round
 // covers every append issued before it.
 func (l *Log) MaybeSync(nowMonoNs int64) []Op {
-	if l.syncing {
+	if l.syncing || l.removed {
 		return nil
 	}
 	if len(l.dirtyFiles) == 0 && !l.dirDirty {
@@ -328,7 +330,7 @@ func (l *Log) MaybeSync(nowMonoNs int64) []Op {
 // FlushDueMonoNs is when a page-cache-mode log wants MaybeSync called
 // again (flush.ms); zero when it has no deadline.
 func (l *Log) FlushDueMonoNs() int64 {
-	if l.syncing {
+	if l.syncing || l.removed {
 		// The round's completion calls MaybeSync again; a deadline that
 		// passed meanwhile would only make the node spin on wake-ups.
 		return 0
@@ -483,6 +485,9 @@ func (l *Log) Size() int64 {
 
 // Remove returns the operation that deletes the whole partition directory.
 func (l *Log) Remove() []Op {
+	// A sync round or flush.ms deadline queued before the removal must not
+	// fsync files that no longer exist: the log does no more disk work.
+	l.removed = true
 	return []Op{
 		{DiskOp: port.DiskOp{Kind: port.OpRemoveAll, Lane: l.dir, Path: l.dir}},
 		{DiskOp: port.DiskOp{Kind: port.OpSyncDir, Lane: l.dir, Path: parentDir(l.dir)}},

@@ -319,3 +319,22 @@ func TestIdempotence(t *testing.T) {
 		t.Fatalf("unknown producer at 4: %v", err)
 	}
 }
+
+// TestRemovedLogIsQuiet: once removed, a log emits no sync round or flush
+// deadline, even with unsynced writes (seeds 13 and 35 found the broker
+// fsyncing a deleted topic's files).
+func TestRemovedLogIsQuiet(t *testing.T) {
+	cfg := testConfig()
+	cfg.FlushMessages, cfg.FlushMs = 1<<62, 10
+	d := newMemDisk()
+	l, ops := New(dir, cfg)
+	d.apply(ops)
+	b, h := batch(t, 1, 10, 1)
+	res, _ := l.Append(b, h, 1, false)
+	d.complete(l, res.Ops)
+	l.MaybeSync(0) // sets a flush.ms deadline
+	l.Remove()
+	if ops := l.MaybeSync(1e9); ops != nil || l.FlushDueMonoNs() != 0 {
+		t.Fatalf("removed log still wants work: %d ops, flush due %d", len(ops), l.FlushDueMonoNs())
+	}
+}
