@@ -137,6 +137,17 @@ func checkLeaderEpoch(clientEpoch int32) *kerr.Error {
 	}
 }
 
+// includes reports whether the fetch asks for partition p: only then can p's
+// progress make it ready.
+func (f *pendingFetch) includes(p *partition) bool {
+	for _, sp := range f.parts {
+		if sp.partition == p.index && (sp.topicID == p.topic.id && f.req.Version >= 13 || sp.topic == p.topic.name && f.req.Version < 13) {
+			return true
+		}
+	}
+	return false
+}
+
 // fetchReady reports whether a fetch should be answered now: min_bytes are
 // available, or some partition has an error to report.
 func (n *Node) fetchReady(f *pendingFetch) bool {

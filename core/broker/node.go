@@ -346,7 +346,7 @@ func (n *Node) partitionAdvanced(p *partition) {
 	p.lastStable = stable
 	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool { return pp.advance(n, p, stable) })
 	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
-		if !n.fetchReady(f) {
+		if !f.includes(p) || !n.fetchReady(f) {
 			return false
 		}
 		n.answerFetch(f)
