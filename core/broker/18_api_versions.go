@@ -7,7 +7,9 @@ package broker
 // speak. Client software name and version are checked as Kafka checks them.
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -48,15 +50,7 @@ func Supported(key int16) (wire.VersionRange, bool) {
 }
 
 // supportedKeys lists the served keys in ascending order.
-func supportedKeys() []int16 {
-	var keys []int16
-	for k := int16(0); k < 100; k++ {
-		if _, ok := supported[k]; ok {
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
+func supportedKeys() []int16 { return slices.Sorted(maps.Keys(supported)) }
 
 var clientSoftwarePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
 
