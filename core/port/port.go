@@ -69,7 +69,20 @@ type DiskDone struct {
 // has come (or later). It carries no data: the core looks at the clock.
 type Wake struct{}
 
-func (ConnOpened) isInput() {}
+// NodeID is a cluster member's node.id.
+type NodeID int32
+
+// PeerMessage is one message from another node of the cluster (Raft
+// traffic and broker-to-controller calls). Delivery is best effort: peer
+// messages may be lost, duplicated across reconnects, or arrive late, but
+// those from one sender arrive in the order they were sent.
+type PeerMessage struct {
+	From NodeID
+	Data []byte
+}
+
+func (PeerMessage) isInput() {}
+func (ConnOpened) isInput()  {}
 func (ConnClosed) isInput() {}
 func (Request) isInput()    {}
 func (DiskDone) isInput()   {}
@@ -152,6 +165,15 @@ type DiskOp struct {
 	Data []byte
 }
 
+// SendPeer sends one message to another node of the cluster. It is best
+// effort (see PeerMessage): the driver may drop it when the peer is
+// unreachable or its queue is full, and never reports the outcome.
+type SendPeer struct {
+	To   NodeID
+	Data []byte
+}
+
+func (SendPeer) isEffect()  {}
 func (DiskOp) isEffect()    {}
 func (Send) isEffect()      {}
 func (CloseConn) isEffect() {}
