@@ -83,10 +83,10 @@ type PeerMessage struct {
 
 func (PeerMessage) isInput() {}
 func (ConnOpened) isInput()  {}
-func (ConnClosed) isInput() {}
-func (Request) isInput()    {}
-func (DiskDone) isInput()   {}
-func (Wake) isInput()       {}
+func (ConnClosed) isInput()  {}
+func (Request) isInput()     {}
+func (DiskDone) isInput()    {}
+func (Wake) isInput()        {}
 
 // Effect is something the core wants done.
 type Effect interface{ isEffect() }
