@@ -37,9 +37,19 @@
 // broker recomputes it on every Ready); the single timer is re-armed when it
 // changes and stopped on zero.
 //
+// Peers (Config.Peers, peers.go): cluster traffic travels as opaque
+// length-prefixed messages over TCP after a handshake naming both nodes.
+// SendPeer to a node in PeerConfig.Addrs uses the connection this node
+// dials to it (lazily, redialled with backoff); to any other node, the
+// newest live connection that node dialed here; otherwise it is dropped.
+// Each peer has a bounded queue and a writer goroutine, so the loop never
+// blocks on a peer; a full queue drops the message (PeerDrops counts it).
+// Readers post PeerMessage inputs through the same channel as requests.
+//
 // Shutdown (ctx cancelled): listeners close, readers stop reading, and the
 // loop keeps running until every request already handed to the node has had
 // its response written (or its connection died), or ShutdownTimeout passes;
-// then it waits for disk ops in flight, closes the connections and returns.
+// then it waits for disk ops in flight, closes the connections (peer
+// connections too) and returns.
 // The caller still owns the Disk and closes it afterwards.
 package netshim

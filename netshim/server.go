@@ -35,6 +35,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long shutdown waits for responses owed to
 	// clients. Zero means 10 s.
 	ShutdownTimeout time.Duration
+	// Peers, if set, enables the peer transport for cluster traffic
+	// (SendPeer effects, PeerMessage inputs); see PeerConfig.
+	Peers *PeerConfig
 }
 
 const (
@@ -68,7 +71,11 @@ type Server struct {
 	log *slog.Logger
 	lns []net.Listener
 
-	in       chan any      // port.Input, *conn (opened) or connGone
+	peerLn    net.Listener // nil: no peer connections accepted
+	peers     *peers       // set by Serve when cfg.Peers is set
+	peerDrops atomic.Uint64
+
+	in       chan any      // port.Input (incl. PeerMessage), *conn (opened) or connGone
 	loopDone chan struct{} // closed when the loop takes no more inputs
 	stopping atomic.Bool
 	readers  atomic.Int64 // reader goroutines not yet finished
@@ -97,7 +104,7 @@ type connGone struct {
 // Listen binds every address in cfg.Listen, so that a bad address fails
 // before the node starts.
 func Listen(cfg Config) (*Server, error) {
-	if len(cfg.Listen) == 0 {
+	if len(cfg.Listen) == 0 && (cfg.Peers == nil || cfg.Peers.Listen == "") {
 		return nil, errors.New("netshim: no listen address")
 	}
 	if cfg.Supported == nil {
@@ -122,6 +129,12 @@ func Listen(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.lns = append(s.lns, ln)
+	}
+	if err := s.listenPeers(); err != nil {
+		for _, l := range s.lns {
+			l.Close()
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -160,6 +173,7 @@ func (s *Server) Serve(ctx context.Context, node port.Node, disk *diskshim.Disk)
 		s.wg.Add(1)
 		go s.accept(ln)
 	}
+	s.startPeers()
 
 	// A node comes out of recovery with effects already queued (repairs,
 	// the first sync round): carry them out before waiting for any input.
@@ -171,6 +185,7 @@ func (s *Server) Serve(ctx context.Context, node port.Node, disk *diskshim.Disk)
 	for _, c := range s.conns {
 		c.shut()
 	}
+	s.stopPeers()
 	s.wg.Wait()
 	return nil
 }
@@ -242,6 +257,8 @@ func (s *Server) handle(ev any) {
 	case port.DiskDone:
 		s.inflight--
 		s.step(ev)
+	case port.PeerMessage:
+		s.step(ev)
 	case *conn:
 		s.conns[ev.id] = ev
 		if s.stopping.Load() {
@@ -296,6 +313,8 @@ func (s *Server) flush() {
 			case port.DiskOp:
 				s.inflight++
 				s.disk.Submit(e, s.diskDone)
+			case port.SendPeer:
+				s.sendPeer(e)
 			default:
 				s.log.Error("unknown effect", "effect", e)
 			}
@@ -396,6 +415,9 @@ func (s *Server) beginShutdown() {
 	s.stopping.Store(true)
 	for _, ln := range s.lns {
 		ln.Close()
+	}
+	if s.peerLn != nil {
+		s.peerLn.Close() // peer connections stay up until the loop ends
 	}
 	for _, c := range s.conns {
 		c.stopReading()
