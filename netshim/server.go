@@ -83,15 +83,18 @@ type Server struct {
 	wg       sync.WaitGroup // acceptors, readers, writers
 
 	// Owned by the loop goroutine.
-	node     port.Node
-	disk     *diskshim.Disk
-	start    time.Time
-	conns    map[port.ConnID]*conn
-	inflight int          // disk ops submitted and not yet completed
-	later    []port.Input // inputs produced while dispatching effects
-	timer    *time.Timer
-	wakeAt   int64
-	diskDone func(port.DiskDone)
+	// stopAsked: the context ended and the node was sent Stop;
+	// nodeStopped: the node reported its graceful stop done.
+	stopAsked, nodeStopped bool
+	node                   port.Node
+	disk                   *diskshim.Disk
+	start                  time.Time
+	conns                  map[port.ConnID]*conn
+	inflight               int          // disk ops submitted and not yet completed
+	later                  []port.Input // inputs produced while dispatching effects
+	timer                  *time.Timer
+	wakeAt                 int64
+	diskDone               func(port.DiskDone)
 }
 
 // connGone is posted by a reader when it stops. quiet means it stopped for
@@ -219,12 +222,14 @@ func (s *Server) loop(ctx context.Context) {
 			s.wakeAt = 0 // consumed: the next Ready's wish re-arms it
 			s.step(port.Wake{})
 		case <-cancelled:
+			// The node hands off what it leads first (controlled
+			// shutdown); the drain starts once it reports Stopped.
 			cancelled = nil
-			deadline = time.Now().Add(s.cfg.ShutdownTimeout)
 			t := time.NewTicker(drainPoll)
 			defer t.Stop()
 			poll = t.C
-			s.beginShutdown()
+			s.stopAsked = true
+			s.step(port.Stop{})
 		case <-poll:
 		}
 	batch:
@@ -237,6 +242,10 @@ func (s *Server) loop(ctx context.Context) {
 			}
 		}
 		s.flush()
+		if s.stopAsked && s.nodeStopped && !s.stopping.Load() {
+			deadline = time.Now().Add(s.cfg.ShutdownTimeout)
+			s.beginShutdown()
+		}
 		if s.stopping.Load() && s.inflight == 0 && (s.drained() || time.Now().After(deadline)) {
 			return
 		}
@@ -319,6 +328,7 @@ func (s *Server) flush() {
 				s.log.Error("unknown effect", "effect", e)
 			}
 		}
+		s.nodeStopped = s.nodeStopped || rd.Stopped
 		if rd.WakeAtMonoNs != s.wakeAt {
 			s.wakeAt = rd.WakeAtMonoNs
 			if s.wakeAt == 0 {

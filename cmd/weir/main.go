@@ -19,6 +19,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -60,7 +62,8 @@ func run(args []string) error {
 	fs.Var(set, "override", "a config key=value, over the file (repeatable)")
 	// Shorthands for the keys set most often; each is the Kafka key with
 	// dashes for dots.
-	for _, key := range []string{"listeners", "advertised.listeners", "log.dirs", "node.id"} {
+	for _, key := range []string{"listeners", "advertised.listeners", "log.dirs", "node.id",
+		"process.roles", "controller.quorum.voters", "controller.listener.names"} {
 		fs.Func(strings.ReplaceAll(key, ".", "-"), "sets "+key, func(v string) error { set[key] = v; return nil })
 	}
 	if err := fs.Parse(args); err != nil {
@@ -105,11 +108,33 @@ func serve(cfg *config.Broker, logger *slog.Logger) error {
 		return fmt.Errorf("log.dirs: Weir serves one log directory for now, got %d", len(cfg.LogDirs))
 	}
 	var listen []string
+	var peers *netshim.PeerConfig
 	for _, l := range cfg.Listeners {
 		if l.SecurityProtocol != "PLAINTEXT" {
 			return fmt.Errorf("listeners: %s uses %s; only PLAINTEXT is served so far", l.Name, l.SecurityProtocol)
 		}
-		listen = append(listen, l.String()[len(l.Name)+3:]) // NAME://host:port
+		addr := l.String()[len(l.Name)+3:] // NAME://host:port
+		if slices.Contains(cfg.ControllerListenerNames, l.Name) {
+			// The controller listener carries the cluster's own traffic
+			// (Raft, broker-to-controller calls), not Kafka clients'.
+			if peers == nil {
+				peers = &netshim.PeerConfig{Listen: addr}
+			}
+			continue
+		}
+		listen = append(listen, addr)
+	}
+	if len(cfg.ControllerQuorumVoters) > 0 {
+		if peers == nil {
+			peers = &netshim.PeerConfig{}
+		}
+		peers.Self = port.NodeID(cfg.NodeID)
+		peers.Addrs = map[port.NodeID]string{}
+		for _, v := range cfg.ControllerQuorumVoters {
+			peers.Addrs[port.NodeID(v.ID)] = net.JoinHostPort(v.Host, strconv.Itoa(v.Port))
+		}
+	} else {
+		peers = nil // a lone node has no peers
 	}
 	disk, err := diskshim.New(cfg.LogDirs[0], 8, logger)
 	if err != nil {
@@ -125,6 +150,7 @@ func serve(cfg *config.Broker, logger *slog.Logger) error {
 		},
 		Logger:          logger,
 		ShutdownTimeout: 10 * time.Second,
+		Peers:           peers,
 	})
 	if err != nil {
 		return err

@@ -104,17 +104,11 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 		return nil, a, kerr.InvalidRequiredAcks
 	}
 	t := n.topics.visible(topicName)
-	if t == nil {
-		return nil, a, kerr.UnknownTopicOrPartition
+	p, perr := n.led(t, rp.Partition, -1)
+	if perr != nil {
+		return nil, a, perr
 	}
-	p := t.partition(rp.Partition)
-	if p == nil {
-		return nil, a, kerr.UnknownTopicOrPartition
-	}
-	if n.storageErr != nil {
-		return nil, a, kerr.KafkaStorageError
-	}
-	if req.Acks == -1 && t.cfg.MinInsyncReplicas > 1 {
+	if req.Acks == -1 && len(p.state.ISR) < int(t.cfg.MinInsyncReplicas) {
 		return nil, a, kerr.NotEnoughReplicas
 	}
 	a.logAppendTime = t.cfg.MessageTimestampType == "LogAppendTime"
@@ -135,6 +129,9 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if h.IsTransactional() || req.TransactionID != nil {
 		return nil, a, kerr.InvalidTxnState
 	}
+	// The leader stamps its epoch on every batch, as Kafka does: it is
+	// outside the CRC, and followers truncate by it.
+	record.SetPartitionLeaderEpoch(rp.Records, p.state.LeaderEpoch)
 	res, err := p.log.Append(rp.Records, h, n.now.WallMs, a.logAppendTime)
 	if err != nil {
 		return nil, a, err

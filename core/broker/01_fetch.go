@@ -110,31 +110,7 @@ func (n *Node) resolve(sp *sessionPart, version int16) (*partition, *kerr.Error)
 	} else if t = n.topics.visible(sp.topic); t == nil {
 		return nil, kerr.UnknownTopicOrPartition
 	}
-	p := t.partition(sp.partition)
-	switch {
-	case p == nil:
-		return nil, kerr.UnknownTopicOrPartition
-	case n.storageErr != nil:
-		return nil, kerr.KafkaStorageError
-	}
-	if err := checkLeaderEpoch(sp.leaderEpoch); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// checkLeaderEpoch compares a client's current leader epoch (KIP-320) with
-// ours, which is 0 on a one-node cluster.
-func checkLeaderEpoch(clientEpoch int32) *kerr.Error {
-	const ours = 0
-	switch {
-	case clientEpoch == -1 || clientEpoch == ours:
-		return nil
-	case clientEpoch > ours:
-		return kerr.UnknownLeaderEpoch
-	default:
-		return kerr.FencedLeaderEpoch
-	}
+	return n.led(t, sp.partition, sp.leaderEpoch)
 }
 
 // includes reports whether the fetch asks for partition p: only then can p's

@@ -22,18 +22,9 @@ func (n *Node) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.Timestamp, op.Offset, op.LeaderEpoch = -1, -1, -1
-			var p *partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
-			switch {
-			case p == nil:
-				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case n.storageErr != nil:
-				op.ErrorCode = kerr.KafkaStorageError.Code
-			case checkLeaderEpoch(rp.CurrentLeaderEpoch) != nil:
-				op.ErrorCode = checkLeaderEpoch(rp.CurrentLeaderEpoch).Code
-			default:
+			if p, err := n.led(t, rp.Partition, rp.CurrentLeaderEpoch); err != nil {
+				op.ErrorCode = err.Code
+			} else {
 				n.listOffset(p, rp.Timestamp, &op)
 			}
 			out.Partitions = append(out.Partitions, op)
@@ -60,6 +51,8 @@ func (n *Node) listOffset(p *partition, ts int64, op *kmsg.ListOffsetsResponseTo
 		op.Offset, op.Timestamp = p.log.OffsetForTimestamp(ts, stable)
 	}
 	if op.Offset >= 0 {
-		op.LeaderEpoch = 0
+		// The current epoch stands in for the epoch of the batch holding
+		// the offset until the log indexes epochs (replication issue).
+		op.LeaderEpoch = p.state.LeaderEpoch
 	}
 }

@@ -1,17 +1,22 @@
 package broker
 
-// Metadata v0-v12.
+// Metadata v0-v12, served from the committed metadata image.
 //
-// This node leads every partition (one-node cluster): leader epoch 0,
-// replicas and ISR are this node. Topics are auto-created as Kafka does when
-// auto.create.topics.enable is set and the client allows it (v4+); such a
-// topic answers LEADER_NOT_AVAILABLE until its metadata is durable. Topics
-// are listed in name order. Authorized-operations fields are not computed
-// (no ACLs yet) and carry Kafka's "not requested" value.
+// Brokers are the registered, unfenced ones, at their endpoint for this
+// node's first advertised listener. A partition without a leader answers
+// LEADER_NOT_AVAILABLE; replicas on fenced brokers are offline. Topics are
+// auto-created, through the controller, as Kafka does when
+// auto.create.topics.enable is set and the client allows it (v4+); the
+// client is told LEADER_NOT_AVAILABLE and comes back. Topics are listed in
+// name order. Authorized-operations fields are not computed (no ACLs yet)
+// and carry Kafka's "not requested" value.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/controller"
+	"github.com/weirmq/weir/core/port"
 )
 
 const authorizedOpsOmitted = -2147483648
@@ -19,8 +24,9 @@ const authorizedOpsOmitted = -2147483648
 func (n *Node) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.Brokers = n.brokers()
-	resp.ClusterID = &n.meta.image.ClusterID
-	resp.ControllerID = n.cfg.NodeID
+	cid := n.cluster.image.ClusterID()
+	resp.ClusterID = &cid
+	resp.ControllerID = int32(n.cluster.raft.Leader())
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		for _, t := range n.topics.sorted {
 			if t.visible {
@@ -47,8 +53,9 @@ func (n *Node) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		if rt.Topic == nil {
 			mt.ErrorCode = kerr.UnknownTopicID.Code
-		} else if autoCreate && validTopicName(*rt.Topic) == nil {
-			mt.ErrorCode = n.autoCreate(*rt.Topic).Code
+		} else if autoCreate && controller.ValidTopicName(*rt.Topic) == nil {
+			n.autoCreate(*rt.Topic)
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		mt.AuthorizedOperations = authorizedOpsOmitted
 		resp.Topics = append(resp.Topics, mt)
@@ -56,29 +63,47 @@ func (n *Node) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 	n.respond(s, resp)
 }
 
-// autoCreate starts creating a topic with the broker's defaults and tells
-// the client to come back: LEADER_NOT_AVAILABLE, as Kafka answers.
-func (n *Node) autoCreate(name string) *kerr.Error {
-	if n.topics.byName[name] != nil || n.deleting[name] != nil {
-		return kerr.LeaderNotAvailable // being created, or the old one still being removed
-	}
-	if n.storageErr != nil {
-		return kerr.KafkaStorageError
-	}
-	if _, err := n.createTopic(name, n.cfg.NumPartitions, nil, nil); err != nil {
-		return kerr.UnknownServerError
-	}
-	return kerr.LeaderNotAvailable
+// autoCreate asks the controller to create a topic with the defaults; the
+// client comes back for it, so the outcome is only logged.
+func (n *Node) autoCreate(name string) {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, -1, -1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 30000
+	n.callController(req, func(kr kmsg.Response, err error) {
+		if err == nil {
+			err = kerr.ErrorForCode(kr.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode)
+		}
+		if err != nil && err != kerr.TopicAlreadyExists {
+			n.log.Debug("auto-creating a topic failed", "topic", name, "err", err)
+		}
+	})
 }
 
+// brokers lists the unfenced brokers at the endpoint of this node's
+// first advertised listener.
 func (n *Node) brokers() []kmsg.MetadataResponseBroker {
-	l := n.cfg.AdvertisedListeners[0]
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = n.cfg.NodeID, l.Host, int32(l.Port)
-	if n.cfg.Rack != "" {
-		b.Rack = &n.cfg.Rack
+	listener := n.cfg.AdvertisedListeners[0].Name
+	var out []kmsg.MetadataResponseBroker
+	for _, b := range n.cluster.image.Brokers() {
+		if b.Fenced {
+			continue
+		}
+		for _, e := range b.Endpoints {
+			if e.Listener != listener {
+				continue
+			}
+			mb := kmsg.NewMetadataResponseBroker()
+			mb.NodeID, mb.Host, mb.Port = int32(b.ID), e.Host, e.Port
+			if b.Rack != "" {
+				rack := b.Rack
+				mb.Rack = &rack
+			}
+			out = append(out, mb)
+		}
 	}
-	return []kmsg.MetadataResponseBroker{b}
+	return out
 }
 
 func (n *Node) metadataTopic(t *topic) kmsg.MetadataResponseTopic {
@@ -87,17 +112,31 @@ func (n *Node) metadataTopic(t *topic) kmsg.MetadataResponseTopic {
 	mt.TopicID = t.id
 	mt.AuthorizedOperations = authorizedOpsOmitted
 	for _, p := range t.visiblePartitions() {
+		st := p.state
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index
-		mp.Leader = n.cfg.NodeID
-		mp.LeaderEpoch = 0
-		mp.Replicas = []int32{n.cfg.NodeID}
-		mp.ISR = []int32{n.cfg.NodeID}
-		if n.storageErr != nil {
+		mp.Leader, mp.LeaderEpoch = int32(st.Leader), st.LeaderEpoch
+		mp.Replicas, mp.ISR = nodeIDs(st.Replicas), nodeIDs(st.ISR)
+		for _, r := range st.Replicas {
+			if b, ok := n.cluster.image.Broker(r); !ok || b.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, int32(r))
+			}
+		}
+		switch {
+		case st.Leader == n.cluster.self && n.storageErr != nil:
 			mp.ErrorCode = kerr.KafkaStorageError.Code
-			mp.OfflineReplicas = []int32{n.cfg.NodeID}
+		case st.Leader == -1:
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+func nodeIDs(ids []port.NodeID) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
 }

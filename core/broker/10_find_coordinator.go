@@ -42,8 +42,10 @@ func (n *Node) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 	}
 	switch keyType {
 	case 0:
-		b := n.brokers()[0]
-		c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
+		// Every broker coordinates the groups whose members ask it, until
+		// coordinators move to __consumer_offsets leaders (groups issue).
+		l := n.cfg.AdvertisedListeners[0]
+		c.NodeID, c.Host, c.Port = n.cfg.NodeID, l.Host, int32(l.Port)
 		return c
 	case 1:
 		return fail(kerr.CoordinatorNotAvailable, "transactions are not supported by this broker yet")

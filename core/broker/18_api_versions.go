@@ -30,6 +30,7 @@ var supported = map[int16]wire.VersionRange{
 	kmsg.DescribeConfigs.Int16():  {Min: 0, Max: 4},
 	kmsg.CreatePartitions.Int16(): {Min: 0, Max: 3},
 	kmsg.DescribeCluster.Int16():  {Min: 0, Max: 1},
+	kmsg.ElectLeaders.Int16():     {Min: 0, Max: 2},
 	kmsg.OffsetCommit.Int16():     {Min: 2, Max: 9},
 	kmsg.OffsetFetch.Int16():      {Min: 1, Max: 9},
 	kmsg.FindCoordinator.Int16():  {Min: 0, Max: 5},

@@ -1,7 +1,7 @@
 package broker
 
-// DescribeCluster v0-v1. Endpoint type 2 (controllers) lists this node too:
-// it is its own controller until the cluster issue adds a quorum.
+// DescribeCluster v0-v1, from the committed metadata image. The controller
+// id is the Raft leader this node knows of (-1 when none).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -9,8 +9,8 @@ import (
 
 func (n *Node) handleDescribeCluster(s *slot, req *kmsg.DescribeClusterRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.ClusterID = n.meta.image.ClusterID
-	resp.ControllerID = n.cfg.NodeID
+	resp.ClusterID = n.cluster.image.ClusterID()
+	resp.ControllerID = int32(n.cluster.raft.Leader())
 	resp.EndpointType = req.EndpointType
 	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
 	for _, b := range n.brokers() {

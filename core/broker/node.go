@@ -31,15 +31,14 @@ type Node struct {
 	ops map[port.OpID]opRef
 
 	conns map[port.ConnID]*conn
-	// deleting holds the names of deleted topics whose directories are not
-	// gone yet: a topic re-created under such a name would share their disk
-	// lanes and have its writes queued behind the removal.
-	deleting map[string]*deletion
 
+	cluster cluster
 	topics  topicTable
-	meta    metaStore
-	pids    pidAllocator
-	syncing []*partition // partitions appended to since the last Ready
+	// orphanDirs are partition directories found at boot that the stored
+	// metadata does not assign to this node (see reconcile).
+	orphanDirs []string
+	pids       pidAllocator
+	syncing    []*partition // partitions appended to since the last Ready
 	// flushDue are page-cache-mode partitions waiting for flush.ms.
 	flushDue []*partition
 
@@ -51,7 +50,10 @@ type Node struct {
 	nextRetentionMonoNs int64
 
 	// booting holds requests until recovery's first sync round covers
-	// every log, so nothing unsynced from before a crash is ever served.
+	// every log, so nothing unsynced from before a crash is ever served,
+	// and until the broker has replayed the metadata log and the
+	// controller has unfenced it, as a KRaft broker waits before it
+	// serves.
 	booting bool
 	held    []port.Request
 
@@ -60,19 +62,12 @@ type Node struct {
 	storageErr error
 }
 
-// opRef says what a disk operation was for.
+// opRef says what a disk operation was for: a partition log's, the
+// metadata log's (cluster), or neither (removing an orphan directory).
 type opRef struct {
-	part       *partition // nil for metadata
+	part       *partition
 	completion partlog.Completion
-	meta       bool
-	// deletion is set on the operations that remove a deleted topic.
-	deletion *deletion
-}
-
-// deletion counts the removal operations of a deleted topic still running.
-type deletion struct {
-	name string
-	left int
+	cluster    bool
 }
 
 // Boot recovers a node from its data directory and returns it ready for
@@ -85,7 +80,6 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		now:      now,
 		ops:      map[port.OpID]opRef{},
 		conns:    map[port.ConnID]*conn{},
-		deleting: map[string]*deletion{},
 		topics:   newTopicTable(),
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
@@ -94,42 +88,15 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 	// traffic does not shift the node's other random draws.
 	n.groups = group.New(group.ConfigFrom(cfg), rand.New(rand.NewPCG(seed^0x6a09e667f3bcc909, seed^0xbb67ae8584caa73b)),
 		n.partitionExists, logger, now.MonoNs)
-	image, err := n.meta.load(fs)
+	provisional, err := n.bootCluster(fs)
 	if err != nil {
 		return nil, err
 	}
-	if image.ClusterID == "" {
-		image.ClusterID = n.newClusterID()
+	if err := n.recoverPartitions(fs, provisional); err != nil {
+		return nil, err
 	}
-	n.pids.restore(image.NextProducerIDBlock)
-	for _, t := range image.Topics {
-		tc, err := cfg.TopicConfig(t.Configs)
-		if err != nil {
-			return nil, fmt.Errorf("topic %q in metadata: %w", t.Name, err)
-		}
-		id, err := decodeUUID(t.ID)
-		if err != nil {
-			return nil, fmt.Errorf("topic %q in metadata: %w", t.Name, err)
-		}
-		tp := n.topics.add(t.Name, id, t.Configs, tc)
-		tp.visible = true // its metadata is durable: it was read back
-		for p := int32(0); p < t.Partitions; p++ {
-			dir := partitionDir(t.Name, p)
-			l, repairs, err := partlog.Open(fs, dir, logConfig(tc))
-			if err != nil {
-				return nil, fmt.Errorf("recover %s: %w", dir, err)
-			}
-			part := tp.addPartition(l)
-			n.issue(part, []partlog.Op{{DiskOp: port.DiskOp{Kind: port.OpMkdir, Lane: dir, Path: dir}}})
-			n.issue(part, repairs)
-			n.queueSync(part)
-		}
-	}
-	n.meta.image = image
-	n.removeOrphans(fs)
-	n.meta.bootSync(n)
 	n.nextRetentionMonoNs = now.MonoNs + cfg.RetentionCheckIntervalMs*1e6
-	n.log.Info("recovered", "topics", len(image.Topics), "cluster_id", image.ClusterID)
+	n.log.Info("recovered", "topics", len(n.topics.sorted), "metadata_index", n.cluster.bootLast)
 	return n, nil
 }
 
@@ -155,8 +122,13 @@ func (n *Node) Step(now port.Time, in port.Input) {
 		n.handleRequest(in)
 	case port.DiskDone:
 		n.diskDone(in)
+	case port.PeerMessage:
+		n.peerMessage(in)
+	case port.Stop:
+		n.stop()
 	case port.Wake:
 	}
+	n.tickCluster()
 	n.expire()
 }
 
@@ -172,10 +144,10 @@ func (n *Node) Ready() port.Ready {
 		}
 	}
 	n.syncing = n.syncing[:0]
-	n.meta.maybeWrite(n)
+	n.pumpRaft()
 	eff := n.effects
 	n.effects = nil
-	return port.Ready{Effects: eff, WakeAtMonoNs: n.nextWake()}
+	return port.Ready{Effects: eff, WakeAtMonoNs: n.nextWake(), Stopped: n.cluster.reg.stopped}
 }
 
 func (n *Node) emit(e port.Effect) { n.effects = append(n.effects, e) }
@@ -189,19 +161,16 @@ func (n *Node) issueAs(ref opRef, ops []partlog.Op) {
 		n.nextOp++
 		op.ID = n.nextOp
 		ref.completion = op.Completion
-		n.ops[op.ID] = ref
-		if ref.deletion != nil {
-			ref.deletion.left++
-		}
+		op.ID = n.newOpID(ref)
 		n.emit(op.DiskOp)
 	}
 }
 
-func (n *Node) issueMeta(op port.DiskOp) {
+// newOpID numbers a disk operation and remembers what it is for.
+func (n *Node) newOpID(ref opRef) port.OpID {
 	n.nextOp++
-	op.ID = n.nextOp
-	n.ops[op.ID] = opRef{meta: true}
-	n.emit(op)
+	n.ops[n.nextOp] = ref
+	return n.nextOp
 }
 
 func (n *Node) diskDone(d port.DiskDone) {
@@ -217,13 +186,8 @@ func (n *Node) diskDone(d port.DiskDone) {
 	if n.storageErr != nil {
 		return
 	}
-	if d := ref.deletion; d != nil {
-		if d.left--; d.left == 0 {
-			delete(n.deleting, d.name)
-		}
-	}
-	if ref.meta {
-		n.meta.done(n)
+	if ref.cluster {
+		n.clusterOpDone()
 	} else if ref.completion != partlog.NoCompletion {
 		ref.part.log.Completed(ref.completion)
 		if ref.completion == partlog.SyncPart {
@@ -231,9 +195,7 @@ func (n *Node) diskDone(d port.DiskDone) {
 		}
 		n.partitionAdvanced(ref.part)
 	}
-	if n.booting {
-		n.finishBoot()
-	}
+	n.releaseHeldIfReady()
 }
 
 // failStorage takes the log directory offline: Kafka's behaviour on an
@@ -248,20 +210,26 @@ func (n *Node) failStorage(err error) {
 		pp.failAll(n, kerr.KafkaStorageError)
 	}
 	n.produces = nil
-	n.meta.fail(n)
+	n.failWaiting()
 	if n.booting {
 		n.booting = false
 		n.releaseHeld()
 	}
 }
 
-func (n *Node) finishBoot() {
-	if !n.meta.durable() {
+// releaseHeldIfReady ends booting once every recovered log is synced,
+// the metadata log is replayed, and the controller has unfenced this
+// broker (or it is not a broker).
+func (n *Node) releaseHeldIfReady() {
+	if !n.booting || !n.cluster.bootSynced || !n.cluster.caughtUp {
+		return
+	}
+	if n.isBroker() && (n.cluster.reg.epoch == 0 || n.cluster.reg.fenced) {
 		return
 	}
 	for _, t := range n.topics.sorted {
 		for _, p := range t.partitions {
-			if p.log.DurableOffset() < p.log.EndOffset() {
+			if p.log != nil && p.log.DurableOffset() < p.log.EndOffset() {
 				return
 			}
 		}
@@ -322,7 +290,10 @@ func (n *Node) applyRetention() {
 }
 
 func (n *Node) nextWake() int64 {
-	wake := n.nextRetentionMonoNs
+	wake := min(n.nextRetentionMonoNs, n.cluster.nextTickNs)
+	if r := &n.cluster.reg; !r.inFlight && !r.stopped {
+		wake = min(wake, max(r.nextNs, n.now.MonoNs+1))
+	}
 	for _, f := range n.fetches {
 		wake = min(wake, f.deadlineMonoNs)
 	}
@@ -395,6 +366,8 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleCreatePartitions(s, req)
 	case *kmsg.DescribeClusterRequest:
 		n.handleDescribeCluster(s, req)
+	case *kmsg.ElectLeadersRequest:
+		n.handleElectLeaders(s, req)
 	case *kmsg.OffsetCommitRequest:
 		n.handleOffsetCommit(s, req)
 	case *kmsg.OffsetFetchRequest:
@@ -427,12 +400,4 @@ func (n *Node) closeConn(c *conn) {
 		delete(n.conns, c.id)
 		n.emit(port.CloseConn{Conn: c.id})
 	}
-}
-
-func (n *Node) newClusterID() string {
-	var b [16]byte
-	for i := range b {
-		b[i] = byte(n.rnd.Uint32())
-	}
-	return encodeUUID(b)
 }

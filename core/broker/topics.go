@@ -1,11 +1,15 @@
 package broker
 
 import (
-	"encoding/base64"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weirmq/weir/core/config"
+	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/partlog"
 )
 
@@ -22,11 +26,15 @@ type topic struct {
 	visible bool
 }
 
-// partition is one partition of a topic, led by this node.
+// partition is one partition of a topic.
 type partition struct {
 	topic *topic
 	index int32
-	log   *partlog.Log
+	// state is the partition's leader, epochs, replicas and ISR from
+	// the committed metadata image.
+	state metadata.Partition
+	// log is nil unless this node holds a replica.
+	log *partlog.Log
 	// lastStable is the stable offset last announced to waiters.
 	lastStable int64
 	// visible, as for topics: partitions added by CreatePartitions appear
@@ -57,6 +65,33 @@ func (t *topic) partition(i int32) *partition {
 		return ps[i]
 	}
 	return nil
+}
+
+// led returns partition index of t (which may be nil) if this node leads
+// it, or the error a client gets, in Kafka's order: the client's leader
+// epoch (-1: none given) first, then leadership, then the log directory.
+func (n *Node) led(t *topic, index int32, clientEpoch int32) (*partition, *kerr.Error) {
+	var p *partition
+	if t != nil {
+		p = t.partition(index)
+	}
+	if p == nil {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	switch ours := p.state.LeaderEpoch; {
+	case clientEpoch == -1 || clientEpoch == ours:
+	case clientEpoch > ours:
+		return nil, kerr.UnknownLeaderEpoch
+	default:
+		return nil, kerr.FencedLeaderEpoch
+	}
+	switch {
+	case p.state.Leader != n.cluster.self || p.log == nil:
+		return nil, kerr.NotLeaderForPartition
+	case n.storageErr != nil:
+		return nil, kerr.KafkaStorageError
+	}
+	return p, nil
 }
 
 // topicTable indexes topics by name and id; sorted keeps them in name order
@@ -127,29 +162,20 @@ func logConfig(t config.Topic) partlog.Config {
 	}
 }
 
-// encodeUUID renders an id as Kafka's Uuid.toString does: URL-safe base64
-// without padding.
-func encodeUUID(b [16]byte) string { return base64.RawURLEncoding.EncodeToString(b[:]) }
-
-func decodeUUID(s string) ([16]byte, error) {
-	var id [16]byte
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return id, fmt.Errorf("bad uuid %q", s)
-	}
-	copy(id[:], b)
-	return id, nil
+func setErr(code *int16, msg **string, e *kerr.Error, text string) {
+	*code = e.Code
+	*msg = &text
 }
 
-// newTopicID draws a random non-zero id from the node's seeded source.
-func (n *Node) newTopicID() [16]byte {
-	for {
-		var id [16]byte
-		for i := range id {
-			id[i] = byte(n.rnd.Uint32())
-		}
-		if _, taken := n.topics.byID[id]; !taken && id != ([16]byte{}) {
-			return id
-		}
+// parsePartitionDir splits "orders-3" into "orders" and 3.
+func parsePartitionDir(dir string) (string, int32, bool) {
+	i := strings.LastIndexByte(dir, '-')
+	if i <= 0 {
+		return "", 0, false
 	}
+	p, err := strconv.ParseInt(dir[i+1:], 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return dir[:i], int32(p), true
 }

@@ -45,11 +45,12 @@ const (
 	// directory entry needs a directory fsync: a crash loses the new
 	// segment with its acknowledged records (claim 1).
 	RollSkipsDirSync
-	// MetaSkipsDirSync renames the new metadata image into place without
-	// the directory fsync that makes the rename durable: a machine crash
-	// can bring back an image without a created topic, losing the topic
-	// and its acknowledged records (claim 1).
-	MetaSkipsDirSync
+	// RaftSkipsFsync carries out a Raft Ready (sends its votes and
+	// acknowledgements, applies what it commits) without the fsync that
+	// makes its entries and hard state durable: a machine crash forgets a
+	// committed topic with its acknowledged records (claim 1) or a vote
+	// already cast (claim 6).
+	RaftSkipsFsync
 	// TrustCacheAfterFsyncError makes recovery read segments through the
 	// page cache, where a failed fsync left pages clean but unwritten
 	// ("fsyncgate"): recovery builds on data a power loss then takes away,
@@ -67,7 +68,7 @@ var names = [...]string{
 	IndexOffByOne:             "IndexOffByOne",
 	RetentionUnsafe:           "RetentionUnsafe",
 	RollSkipsDirSync:          "RollSkipsDirSync",
-	MetaSkipsDirSync:          "MetaSkipsDirSync",
+	RaftSkipsFsync:            "RaftSkipsFsync",
 	TrustCacheAfterFsyncError: "TrustCacheAfterFsyncError",
 }
 

@@ -81,6 +81,13 @@ type PeerMessage struct {
 	Data []byte
 }
 
+// Stop asks the node to stop gracefully (SIGTERM): a broker first hands
+// its partition leaderships to other brokers (controlled shutdown). The
+// node reports Ready.Stopped once it is done; the driver then drains
+// connections and exits.
+type Stop struct{}
+
+func (Stop) isInput()        {}
 func (PeerMessage) isInput() {}
 func (ConnOpened) isInput()  {}
 func (ConnClosed) isInput()  {}
@@ -184,6 +191,8 @@ type Ready struct {
 	// WakeAtMonoNs asks for a Wake input at that monotonic time; zero
 	// means no timer is needed.
 	WakeAtMonoNs int64
+	// Stopped: after a Stop input, the node finished its graceful stop.
+	Stopped bool
 }
 
 // BootFS is the read-only view of a data directory used by recovery before a

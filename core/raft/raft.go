@@ -704,3 +704,7 @@ func (r *Raft) Advance() {
 		r.maybeCommit()
 	}
 }
+
+// TermAt returns the term of the entry at index i, if the log still holds
+// it (or its snapshot ends there).
+func (r *Raft) TermAt(i uint64) (uint64, bool) { return r.log.term(i) }

@@ -1,0 +1,463 @@
+package broker
+
+// The node's part in the cluster: its Raft replica of the metadata log,
+// stored by metalog and replayed into the metadata image, and, while it
+// leads the quorum, the active controller.
+//
+// Every Raft Ready is carried out in order: its entries and hard state are
+// written and fsynced on the metadata lane, and only then are its messages
+// sent and its committed entries applied (the rule core/raft's safety rests
+// on). Peer traffic is one byte of envelope kind and a body: a Raft
+// message, or a controller request or response encoded with kmsg, as
+// Kafka's brokers forward requests to the KRaft controller.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/bugs"
+	"github.com/weirmq/weir/core/controller"
+	"github.com/weirmq/weir/core/metadata"
+	"github.com/weirmq/weir/core/metalog"
+	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/raft"
+)
+
+// Envelope kinds of peer messages.
+const (
+	peerRaft       byte = 1
+	peerCtrlReq    byte = 2
+	peerCtrlResp   byte = 3
+	electionTicks       = 10
+	heartbeatTicks      = 1
+	// compactEntries is how many applied entries trigger a snapshot.
+	compactEntries = 10000
+)
+
+// cluster is the node's Raft and controller state.
+type cluster struct {
+	self   port.NodeID
+	voters []port.NodeID
+	raft   *raft.Raft
+	store  *metalog.Store
+	// image is the committed metadata, replayed from the log.
+	image *metadata.Image
+	ctrl  *controller.Controller
+
+	tickNs     int64
+	nextTickNs int64
+
+	// persisting: a Ready is being written; its ops left to complete.
+	persisting *raft.Ready
+	opsLeft    int
+	// compacting: a snapshot is being written.
+	compacting *raft.Snapshot
+	// waiting maps a proposed entry's index to its term and outcome.
+	waiting map[uint64]proposal
+	// leaderTermStart is the index of this node's first entry as leader
+	// in its term; the controller activates once it is applied.
+	leaderTermStart uint64
+	applied         uint64
+
+	// bootLast is the last log index stored at boot. Until the node has
+	// applied that far, its image may lack topics whose directories it
+	// recovered, so orphan directories wait (see reconcile).
+	bootLast uint64
+	caughtUp bool
+	// bootSynced: the sync of what recovery read has completed.
+	bootSynced bool
+
+	// Controller requests this node sent and awaits, by request id.
+	calls    map[uint64]*controllerCall
+	nextCall uint64
+
+	reg registration
+}
+
+type proposal struct {
+	term uint64
+	done func(committed bool)
+}
+
+// bootCluster recovers the metadata log and starts Raft. It returns the
+// provisional image: the snapshot plus every stored entry, committed or
+// not, which tells recovery which partition directories to open.
+func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
+	c := &n.cluster
+	c.self = port.NodeID(n.cfg.NodeID)
+	for _, v := range n.cfg.ControllerQuorumVoters {
+		c.voters = append(c.voters, port.NodeID(v.ID))
+	}
+	if len(c.voters) == 0 {
+		c.voters = []port.NodeID{c.self} // a lone combined node is its own quorum
+	}
+	store, state, err := metalog.Recover(fs)
+	if err != nil {
+		return nil, fmt.Errorf("metadata log: %w", err)
+	}
+	c.store = store
+	c.image = metadata.New()
+	provisional := metadata.New()
+	if state.Snapshot.Index > 0 {
+		if c.image, err = metadata.FromSnapshot(state.Snapshot.Data); err != nil {
+			return nil, fmt.Errorf("metadata snapshot: %w", err)
+		}
+		provisional = c.image.Clone()
+	}
+	for _, e := range state.Entries {
+		if e.Data == nil {
+			continue
+		}
+		recs, err := metadata.DecodeBatch(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("metadata log entry %d: %w", e.Index, err)
+		}
+		provisional.Apply(e.Index, recs)
+	}
+	c.applied = state.Snapshot.Index
+	c.bootLast = state.Snapshot.Index + uint64(len(state.Entries))
+	c.caughtUp = c.bootLast == c.applied
+	c.tickNs = int64(n.cfg.ControllerQuorumElectionTimeoutMs) * 1e6 / electionTicks
+	c.nextTickNs = n.now.MonoNs + c.tickNs
+	c.raft = raft.New(raft.Config{
+		ID: c.self, Voters: c.voters, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
+		Rand: func(k int) int { return n.rnd.IntN(k) },
+	}, state.HardState, state.Snapshot, state.Entries)
+	c.waiting = map[uint64]proposal{}
+	c.calls = map[uint64]*controllerCall{}
+	c.ctrl = controller.New(controller.Config{
+		SessionTimeoutMs:         int64(n.cfg.BrokerSessionTimeoutMs),
+		DefaultPartitions:        n.cfg.NumPartitions,
+		DefaultReplicationFactor: n.cfg.DefaultReplicationFactor,
+		DeleteTopicEnable:        n.cfg.DeleteTopicEnable,
+		AutoLeaderRebalance:      n.cfg.AutoLeaderRebalanceEnable,
+		RebalanceIntervalMs:      n.cfg.LeaderImbalanceCheckIntervalSeconds * 1000,
+		ValidateTopicConfig: func(o map[string]string) error {
+			_, err := n.cfg.TopicConfig(o)
+			return err
+		},
+		Rand:      n.rnd.Uint64,
+		ClusterID: n.cfg.ClusterID,
+	}, (*raftLog)(n))
+	c.reg.incarnation = n.newIncarnation()
+	for _, op := range store.BootOps() {
+		n.issueCluster(op)
+	}
+	c.bootSynced = c.opsLeft == 0
+	return provisional, nil
+}
+
+// raftLog is the Node seen as the controller's Proposer.
+type raftLog Node
+
+func (l *raftLog) NextIndex() uint64 { return l.cluster.raft.Status().LastIndex + 1 }
+
+func (l *raftLog) Propose(recs []metadata.Record, done func(bool)) (uint64, bool) {
+	c := &l.cluster
+	index, term, err := c.raft.Propose(metadata.EncodeBatch(recs))
+	if err != nil {
+		return 0, false
+	}
+	c.waiting[index] = proposal{term: term, done: done}
+	return index, true
+}
+
+func (n *Node) issueCluster(op port.DiskOp) {
+	n.nextOp++
+	op.ID = n.nextOp
+	n.ops[op.ID] = opRef{cluster: true}
+	n.cluster.opsLeft++
+	n.emit(op)
+}
+
+// tickCluster runs Raft's clock and the controller's and broker's timers.
+func (n *Node) tickCluster() {
+	c := &n.cluster
+	for n.now.MonoNs >= c.nextTickNs {
+		c.nextTickNs += c.tickNs
+		c.raft.Tick()
+	}
+	n.checkLeadership()
+	c.ctrl.Tick(n.now.MonoNs / 1e6)
+	n.brokerLifecycle()
+}
+
+// checkLeadership activates the controller once this node leads and has
+// applied everything earlier terms left, and deactivates it when
+// leadership is gone, failing what it had not committed.
+func (n *Node) checkLeadership() {
+	c := &n.cluster
+	st := c.raft.Status()
+	if st.Role != raft.Leader {
+		c.leaderTermStart = 0
+		if c.ctrl.Active() {
+			n.log.Info("no longer the active controller", "term", st.Term)
+			c.ctrl.Deactivate()
+		}
+		n.failWaiting()
+		return
+	}
+	if c.leaderTermStart == 0 {
+		c.leaderTermStart = st.LastIndex // the empty entry of the new term
+	}
+	if !c.ctrl.Active() && c.applied >= c.leaderTermStart {
+		n.log.Info("active controller", "term", st.Term)
+		c.ctrl.Activate(c.image, n.now.MonoNs/1e6)
+	}
+}
+
+func (n *Node) failWaiting() {
+	c := &n.cluster
+	if len(c.waiting) == 0 {
+		return
+	}
+	indexes := make([]uint64, 0, len(c.waiting))
+	for i := range c.waiting {
+		indexes = append(indexes, i)
+	}
+	slices.Sort(indexes)
+	for _, i := range indexes {
+		p := c.waiting[i]
+		delete(c.waiting, i)
+		p.done(false)
+	}
+}
+
+// pumpRaft starts persisting the next Ready if none is in flight.
+func (n *Node) pumpRaft() {
+	c := &n.cluster
+	for c.persisting == nil && c.compacting == nil && n.storageErr == nil && c.raft.HasReady() {
+		rd := c.raft.Ready()
+		c.persisting = &rd
+		for _, op := range c.store.Save(rd) {
+			if op.Kind == port.OpSync && bugs.On(bugs.RaftSkipsFsync) {
+				continue
+			}
+			n.issueCluster(op)
+		}
+		if c.opsLeft == 0 {
+			n.readyPersisted()
+		}
+	}
+}
+
+// clusterOpDone counts a metadata-log operation; when a Ready's last one
+// completes, the Ready takes effect.
+func (n *Node) clusterOpDone() {
+	c := &n.cluster
+	c.opsLeft--
+	if c.opsLeft > 0 {
+		return
+	}
+	c.bootSynced = true // the boot sync ops are the first on the lane
+	switch {
+	case c.persisting != nil:
+		n.readyPersisted()
+		n.pumpRaft()
+	case c.compacting != nil:
+		s := c.compacting
+		c.compacting = nil
+		c.raft.Compact(s.Index, s.Data)
+		n.pumpRaft()
+	}
+}
+
+// readyPersisted carries out a durable Ready: messages, then the
+// committed entries.
+func (n *Node) readyPersisted() {
+	c := &n.cluster
+	rd := c.persisting
+	c.persisting = nil
+	for _, m := range rd.Messages {
+		n.emit(port.SendPeer{To: m.To, Data: raft.AppendMessage([]byte{peerRaft}, m)})
+	}
+	if s := rd.Snapshot; s != nil {
+		img, err := metadata.FromSnapshot(s.Data)
+		if err != nil {
+			panic(fmt.Sprintf("broker: snapshot from the leader does not decode: %v", err))
+		}
+		c.image, c.applied = img, s.Index
+		c.bootLast = min(c.bootLast, s.Index)
+	}
+	if len(rd.Entries) > 0 && rd.Entries[0].Index <= c.bootLast {
+		// The tail stored at boot was replaced by the leader's log.
+		c.bootLast = rd.Entries[0].Index - 1
+	}
+	for _, e := range rd.Committed {
+		if e.Data != nil {
+			recs, err := metadata.DecodeBatch(e.Data)
+			if err != nil {
+				panic(fmt.Sprintf("broker: committed metadata entry %d does not decode: %v", e.Index, err))
+			}
+			c.image.Apply(e.Index, recs)
+		}
+		c.applied = e.Index
+		if p, ok := c.waiting[e.Index]; ok {
+			delete(c.waiting, e.Index)
+			p.done(p.term == e.Term)
+		}
+	}
+	c.raft.Advance()
+	if rd.Snapshot != nil || len(rd.Committed) > 0 {
+		if !c.caughtUp && c.applied >= c.bootLast {
+			c.caughtUp = true
+		}
+		n.reconcile()
+		n.checkLeadership()
+		n.maybeCompact()
+		if r := &c.reg; r.epoch == 0 && !r.inFlight {
+			r.nextNs = n.now.MonoNs // registration may wait on what was applied
+		}
+	}
+}
+
+// maybeCompact snapshots the image once enough entries were applied since
+// the last snapshot.
+func (n *Node) maybeCompact() {
+	c := &n.cluster
+	if c.compacting != nil || c.persisting != nil || c.store.EntriesSinceSnapshot() < compactEntries {
+		return
+	}
+	snap := raft.Snapshot{Index: c.applied, Term: c.raft.Status().Term, Data: c.image.Snapshot()}
+	if t, ok := c.raft.TermAt(c.applied); ok {
+		snap.Term = t
+	}
+	c.compacting = &snap
+	for _, op := range c.store.Compact(snap) {
+		n.issueCluster(op)
+	}
+}
+
+// peerMessage handles a message from another node.
+func (n *Node) peerMessage(m port.PeerMessage) {
+	if len(m.Data) == 0 {
+		return
+	}
+	c := &n.cluster
+	body := m.Data[1:]
+	switch m.Data[0] {
+	case peerRaft:
+		msg, err := raft.DecodeMessage(body)
+		if err != nil || msg.From != m.From || msg.To != c.self {
+			n.log.Warn("dropping a malformed raft message", "from", m.From, "err", err)
+			return
+		}
+		c.raft.Step(msg)
+		n.checkLeadership()
+	case peerCtrlReq:
+		id, req, err := decodeCall(body)
+		if err != nil {
+			n.log.Warn("dropping a malformed controller request", "from", m.From, "err", err)
+			return
+		}
+		from := m.From
+		c.ctrl.Handle(n.now.MonoNs/1e6, req, func(resp kmsg.Response) {
+			n.emit(port.SendPeer{To: from, Data: encodeCallResponse(id, resp)})
+		})
+	case peerCtrlResp:
+		if len(body) < 8 {
+			return
+		}
+		id := binary.BigEndian.Uint64(body)
+		call := c.calls[id]
+		if call == nil {
+			return // timed out already, or never asked
+		}
+		delete(c.calls, id)
+		resp := call.req.ResponseKind()
+		resp.SetVersion(call.req.GetVersion())
+		if err := resp.ReadFrom(body[8:]); err != nil {
+			call.done(nil, fmt.Errorf("%w: malformed controller response: %v", kerr.UnknownServerError, err))
+			return
+		}
+		call.done(resp, nil)
+	}
+}
+
+// controllerCall is a request forwarded to the controller, awaiting its
+// response.
+type controllerCall struct {
+	req        kmsg.Request
+	done       func(kmsg.Response, error)
+	deadlineNs int64
+}
+
+// callTimeoutNs bounds how long a forwarded request waits: peer messages
+// may be lost, and the caller retries.
+const callTimeoutNs = 5e9
+
+// callController sends a controller request to the active controller (this
+// node, or the Raft leader); done gets its response, or NOT_CONTROLLER
+// when no controller is known, or REQUEST_TIMED_OUT.
+func (n *Node) callController(req kmsg.Request, done func(kmsg.Response, error)) {
+	c := &n.cluster
+	if c.ctrl.Active() {
+		c.ctrl.Handle(n.now.MonoNs/1e6, req, func(resp kmsg.Response) { done(resp, nil) })
+		return
+	}
+	lead := c.raft.Leader()
+	if lead == raft.None || lead == c.self {
+		done(nil, kerr.NotController)
+		return
+	}
+	c.nextCall++
+	c.calls[c.nextCall] = &controllerCall{req: req, done: done, deadlineNs: n.now.MonoNs + callTimeoutNs}
+	b := binary.BigEndian.AppendUint64([]byte{peerCtrlReq}, c.nextCall)
+	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
+	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
+	n.emit(port.SendPeer{To: lead, Data: req.AppendTo(b)})
+}
+
+// controllerKeys are the requests a controller serves from peers.
+var controllerKeys = map[int16]bool{
+	kmsg.BrokerRegistration.Int16(): true, kmsg.BrokerHeartbeat.Int16(): true,
+	kmsg.CreateTopics.Int16(): true, kmsg.DeleteTopics.Int16(): true,
+	kmsg.CreatePartitions.Int16(): true, kmsg.ElectLeaders.Int16(): true,
+	kmsg.AllocateProducerIDs.Int16(): true,
+}
+
+// decodeCall parses a forwarded controller request.
+func decodeCall(b []byte) (uint64, kmsg.Request, error) {
+	if len(b) < 12 {
+		return 0, nil, fmt.Errorf("short controller request")
+	}
+	id := binary.BigEndian.Uint64(b)
+	key, version := int16(binary.BigEndian.Uint16(b[8:])), int16(binary.BigEndian.Uint16(b[10:]))
+	if !controllerKeys[key] {
+		return 0, nil, fmt.Errorf("api key %d is not a controller request", key)
+	}
+	req := kmsg.RequestForKey(key)
+	if version < 0 || version > req.MaxVersion() {
+		return 0, nil, fmt.Errorf("api key %d version %d is not supported", key, version)
+	}
+	req.SetVersion(version)
+	if err := req.ReadFrom(b[12:]); err != nil {
+		return 0, nil, err
+	}
+	return id, req, nil
+}
+
+func encodeCallResponse(id uint64, resp kmsg.Response) []byte {
+	return resp.AppendTo(binary.BigEndian.AppendUint64([]byte{peerCtrlResp}, id))
+}
+
+// expireCalls times out forwarded requests whose controller did not answer.
+func (n *Node) expireCalls() {
+	c := &n.cluster
+	var expired []uint64
+	for id, call := range c.calls {
+		if n.now.MonoNs >= call.deadlineNs {
+			expired = append(expired, id)
+		}
+	}
+	slices.Sort(expired)
+	for _, id := range expired {
+		call := c.calls[id]
+		delete(c.calls, id)
+		call.done(nil, kerr.RequestTimedOut)
+	}
+}

@@ -1,0 +1,195 @@
+package controller
+
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/metadata"
+	"github.com/weirmq/weir/core/port"
+)
+
+// register handles BrokerRegistration. A retry of a registration already
+// made (same incarnation) gets the same epoch back; a new incarnation (the
+// broker restarted) gets a new epoch, which fences whatever the old
+// process still tries.
+func (c *Controller) register(nowMs int64, req *kmsg.BrokerRegistrationRequest, resp *kmsg.BrokerRegistrationResponse, reply func(kmsg.Response)) {
+	id := port.NodeID(req.BrokerID)
+	if cid := c.view.ClusterID(); cid != "" && req.ClusterID != cid {
+		resp.ErrorCode = kerr.InconsistentClusterID.Code
+		reply(resp)
+		return
+	}
+	incarnation := string(req.IncarnationID[:])
+	if b, ok := c.view.Broker(id); ok && b.Incarnation == incarnation {
+		resp.BrokerEpoch = b.Epoch
+		c.contactMs[id] = nowMs
+		reply(resp)
+		return
+	}
+	c.contactMs[id] = nowMs
+	rec := &metadata.RegisterBrokerRecord{ID: id, Epoch: int64(c.log.NextIndex()), Incarnation: incarnation}
+	if req.Rack != nil {
+		rec.Rack = *req.Rack
+	}
+	for _, l := range req.Listeners {
+		rec.Endpoints = append(rec.Endpoints, metadata.Endpoint{Listener: l.Name, Host: l.Host, Port: int32(l.Port)})
+	}
+	// A re-registering broker is fenced again: it loses leaderships and
+	// ISR places until it has caught up and asks to be unfenced.
+	recs := append([]metadata.Record{{RegisterBroker: rec}}, c.leaveBroker(id, true)...)
+	ok := c.propose(recs, func(committed bool) {
+		if !committed {
+			resp.ErrorCode, resp.BrokerEpoch = kerr.NotController.Code, -1
+		}
+		reply(resp)
+	})
+	if !ok {
+		reply(fillError(req, resp, kerr.NotController))
+		return
+	}
+	resp.BrokerEpoch = rec.Epoch
+}
+
+// heartbeat handles BrokerHeartbeat: it renews the broker's session, and
+// unfences it or starts its controlled shutdown when it asks.
+func (c *Controller) heartbeat(nowMs int64, req *kmsg.BrokerHeartbeatRequest, resp *kmsg.BrokerHeartbeatResponse, reply func(kmsg.Response)) {
+	id := port.NodeID(req.BrokerID)
+	b, ok := c.view.Broker(id)
+	if !ok || b.Epoch != req.BrokerEpoch {
+		resp.ErrorCode, resp.IsFenced = kerr.StaleBrokerEpoch.Code, true
+		reply(resp)
+		return
+	}
+	c.contactMs[id] = nowMs
+	// A broker is caught up once it has replayed its own registration.
+	resp.IsCaughtUp = req.CurrentMetadataOffset >= b.Epoch
+	resp.IsFenced = b.Fenced
+	var recs []metadata.Record
+	switch {
+	case req.WantShutdown && !b.ShuttingDown:
+		recs = append([]metadata.Record{{ShutdownBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}},
+			c.leaveBroker(id, false)...)
+	case req.WantShutdown:
+		resp.ShouldShutdown = !c.leadsAny(id)
+	case b.Fenced && !req.WantFence && resp.IsCaughtUp:
+		recs = []metadata.Record{{UnfenceBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}}
+	case !b.Fenced && req.WantFence:
+		recs = append([]metadata.Record{{FenceBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}},
+			c.leaveBroker(id, true)...)
+	}
+	if len(recs) == 0 {
+		reply(resp)
+		return
+	}
+	ok = c.propose(recs, func(committed bool) {
+		if !committed {
+			resp.ErrorCode = kerr.NotController.Code
+			reply(resp)
+			return
+		}
+		b, _ := c.viewOrNil().Broker(id)
+		resp.IsFenced = b.Fenced
+		resp.ShouldShutdown = b.ShuttingDown && c.view != nil && !c.leadsAny(id)
+		reply(resp)
+	})
+	if !ok {
+		reply(fillError(req, resp, kerr.NotController))
+		return
+	}
+	if unfenced, _ := c.view.Broker(id); !unfenced.Fenced {
+		// Partitions left without a leader that this broker can lead
+		// get it back.
+		if more := c.electLeaderless(); len(more) > 0 {
+			c.propose(more, func(bool) {})
+		}
+	}
+}
+
+// viewOrNil returns the view, or an empty image once inactive.
+func (c *Controller) viewOrNil() *metadata.Image {
+	if c.view == nil {
+		return metadata.New()
+	}
+	return c.view
+}
+
+func (c *Controller) leadsAny(id port.NodeID) bool {
+	for _, t := range c.view.Topics() {
+		for _, p := range t.Partitions {
+			if p.Leader == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// leaveBroker returns the partition changes that take broker id out of
+// service: leadership moves to another ISR member that can lead (or to no
+// leader), and, when it is being fenced, it leaves each ISR it is not the
+// last member of. The last member stays: it holds every acknowledged
+// record, and with unclean election off only it may lead again.
+func (c *Controller) leaveBroker(id port.NodeID, fence bool) []metadata.Record {
+	var recs []metadata.Record
+	for _, t := range c.view.Topics() {
+		for i, p := range t.Partitions {
+			inISR := slices.Contains(p.ISR, id)
+			if p.Leader != id && !(fence && inISR) {
+				continue
+			}
+			next := p
+			next.ISR = slices.Clone(p.ISR)
+			if fence && inISR && len(p.ISR) > 1 {
+				next.ISR = slices.DeleteFunc(next.ISR, func(r port.NodeID) bool { return r == id })
+			}
+			if p.Leader == id {
+				next.Leader = c.chooseLeader(next, id)
+			}
+			recs = append(recs, c.change(t.ID, int32(i), p, next))
+		}
+	}
+	return recs
+}
+
+// chooseLeader picks the first replica, in preference order, that is in
+// the ISR and can lead, other than except; None (-1) when there is none.
+func (c *Controller) chooseLeader(p metadata.Partition, except port.NodeID) port.NodeID {
+	for _, r := range p.Replicas {
+		if r != except && slices.Contains(p.ISR, r) && c.usable(r) {
+			return r
+		}
+	}
+	return -1
+}
+
+// change returns the record that moves a partition from prev to next,
+// raising its epochs.
+func (c *Controller) change(topicID [16]byte, partition int32, prev, next metadata.Partition) metadata.Record {
+	next.PartitionEpoch = prev.PartitionEpoch + 1
+	if next.Leader != prev.Leader {
+		next.LeaderEpoch = prev.LeaderEpoch + 1
+	}
+	return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: topicID, Partition: partition,
+		Replicas: next.Replicas, ISR: next.ISR, Leader: next.Leader,
+		LeaderEpoch: next.LeaderEpoch, PartitionEpoch: next.PartitionEpoch}}
+}
+
+// electLeaderless gives a leader to every partition without one that has
+// an ISR member able to lead.
+func (c *Controller) electLeaderless() []metadata.Record {
+	var recs []metadata.Record
+	for _, t := range c.view.Topics() {
+		for i, p := range t.Partitions {
+			if p.Leader != -1 {
+				continue
+			}
+			next := p
+			if next.Leader = c.chooseLeader(p, -1); next.Leader != -1 {
+				recs = append(recs, c.change(t.ID, int32(i), p, next))
+			}
+		}
+	}
+	return recs
+}

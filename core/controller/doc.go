@@ -1,0 +1,26 @@
+// Package controller is Weir's active controller: the node that leads the
+// Raft metadata quorum decides every change to the cluster's metadata, as
+// the KRaft controller does in Apache Kafka.
+//
+// It handles the controller's requests (broker registration and
+// heartbeats, CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders,
+// AllocateProducerIds), validates each against its view of the metadata,
+// and turns it into a batch of metadata records that it proposes to Raft.
+// A reply leaves only once its batch is committed, so nothing acknowledged
+// can be lost; a controller that loses leadership fails what it had not
+// committed, and its successor starts from the committed image.
+//
+// The controller's view is the committed image plus the batches it has
+// proposed and not yet seen committed: two requests in flight are
+// validated against each other, as Kafka's controller does with its
+// in-memory timeline. Epochs fence everything it decides: a broker epoch is
+// the log index of the broker's registration, every leader change raises
+// the partition's leader epoch, and every partition change its partition
+// epoch.
+//
+// Broker liveness is in memory, as in KRaft: a broker that has not sent a
+// heartbeat within broker.session.timeout.ms is fenced (it loses its
+// leaderships and leaves every ISR it is not the last member of). A new
+// controller gives every broker a fresh session rather than fencing on
+// stale information.
+package controller

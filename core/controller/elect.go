@@ -1,0 +1,135 @@
+package controller
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/metadata"
+	"github.com/weirmq/weir/core/port"
+)
+
+// Election types of ElectLeaders.
+const (
+	electPreferred int8 = 0
+	electUnclean   int8 = 1
+)
+
+// electLeaders handles ElectLeaders (v0 means a preferred election). No
+// topics means every partition.
+func (c *Controller) electLeaders(req *kmsg.ElectLeadersRequest, resp *kmsg.ElectLeadersResponse, reply func(kmsg.Response)) {
+	type target struct {
+		topic string
+		parts []int32
+	}
+	var targets []target
+	if req.Topics == nil {
+		for _, t := range c.view.Topics() {
+			tg := target{topic: t.Name}
+			for i := range t.Partitions {
+				tg.parts = append(tg.parts, int32(i))
+			}
+			targets = append(targets, tg)
+		}
+	}
+	for _, t := range req.Topics {
+		targets = append(targets, target{topic: t.Topic, parts: t.Partitions})
+	}
+	var recs []metadata.Record
+	for _, tg := range targets {
+		rt := kmsg.NewElectLeadersResponseTopic()
+		rt.Topic = tg.topic
+		t, known := c.view.Topic(tg.topic)
+		for _, p := range tg.parts {
+			rp := kmsg.NewElectLeadersResponseTopicPartition()
+			rp.Partition = p
+			var err error
+			if !known || p < 0 || int(p) >= len(t.Partitions) {
+				err = fmt.Errorf("%w: %s-%d does not exist", kerr.UnknownTopicOrPartition, tg.topic, p)
+			} else if rec, e := c.elect(t, p, req.ElectionType); e != nil {
+				err = e
+			} else {
+				recs = append(recs, rec)
+			}
+			if err != nil {
+				msg := err.Error()
+				rp.ErrorMessage = &msg
+				rp.ErrorCode = kerrCode(err)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if len(recs) == 0 {
+		reply(resp)
+		return
+	}
+	if !c.propose(recs, func(committed bool) {
+		if !committed {
+			resp.ErrorCode = kerr.NotController.Code
+		}
+		reply(resp)
+	}) {
+		reply(fillError(req, resp, kerr.NotController))
+	}
+}
+
+func kerrCode(err error) int16 {
+	if ke := (*kerr.Error)(nil); asKerr(err, &ke) {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// elect returns the change that makes partition p of t follow the
+// election type, or why it cannot.
+func (c *Controller) elect(t metadata.Topic, p int32, electionType int8) (metadata.Record, error) {
+	cur := t.Partitions[p]
+	next := cur
+	switch electionType {
+	case electPreferred:
+		preferred := cur.Replicas[0]
+		if cur.Leader == preferred {
+			return metadata.Record{}, fmt.Errorf("%w: %d already leads", kerr.ElectionNotNeeded, preferred)
+		}
+		if !slices.Contains(cur.ISR, preferred) || !c.usable(preferred) {
+			return metadata.Record{}, fmt.Errorf("%w: preferred replica %d is not in the ISR or cannot lead", kerr.PreferredLeaderNotAvailable, preferred)
+		}
+		next.Leader = preferred
+	case electUnclean:
+		if cur.Leader != -1 {
+			return metadata.Record{}, fmt.Errorf("%w: the partition has a leader", kerr.ElectionNotNeeded)
+		}
+		if next.Leader = c.chooseLeader(cur, -1); next.Leader == -1 {
+			// Unclean: any live replica, and the ISR restarts from it.
+			for _, r := range cur.Replicas {
+				if c.usable(r) {
+					next.Leader, next.ISR = r, []port.NodeID{r}
+					break
+				}
+			}
+		}
+		if next.Leader == -1 {
+			return metadata.Record{}, fmt.Errorf("%w: no replica can lead", kerr.EligibleLeadersNotAvailable)
+		}
+	default:
+		return metadata.Record{}, fmt.Errorf("%w: unknown election type %d", kerr.InvalidRequest, electionType)
+	}
+	return c.change(t.ID, p, cur, next), nil
+}
+
+// rebalance moves leadership back to each preferred replica that is in
+// the ISR and can lead (auto.leader.rebalance.enable).
+func (c *Controller) rebalance() []metadata.Record {
+	var recs []metadata.Record
+	for _, t := range c.view.Topics() {
+		for i := range t.Partitions {
+			if rec, err := c.elect(t, int32(i), electPreferred); err == nil {
+				recs = append(recs, rec)
+			}
+		}
+	}
+	return recs
+}
