@@ -33,7 +33,8 @@ import (
 type fakeNode struct {
 	events chan string // what happened, for the test to wait on
 
-	noSync bool
+	noSync  bool
+	stopped bool // a Stop came: the fake has nothing to hand off
 
 	eff      []port.Effect
 	nextOp   port.OpID
@@ -78,6 +79,8 @@ func (n *fakeNode) respond(c port.ConnID, corr int32, resp kmsg.Response) {
 
 func (n *fakeNode) Step(now port.Time, in port.Input) {
 	switch in := in.(type) {
+	case port.Stop:
+		n.stopped = true
 	case port.ConnOpened:
 		n.events <- fmt.Sprint("opened ", in.Conn)
 	case port.ConnClosed:
@@ -171,7 +174,7 @@ func (n *fakeNode) Ready() port.Ready {
 		n.waiting[n.syncOp] = n.unsynced
 		n.unsynced = nil
 	}
-	rd := port.Ready{Effects: n.eff}
+	rd := port.Ready{Effects: n.eff, Stopped: n.stopped}
 	n.eff = nil
 	for _, p := range n.delayed {
 		if rd.WakeAtMonoNs == 0 || p.due < rd.WakeAtMonoNs {

@@ -25,11 +25,12 @@ import (
 // "echo:x" with "re:x" to the sender, and asks for a wake-up every few
 // milliseconds so that queued sends go out without other input.
 type peerNode struct {
-	mu    sync.Mutex
-	got   []port.PeerMessage
-	out   []port.Effect
-	now   int64
-	steps int
+	mu      sync.Mutex
+	got     []port.PeerMessage
+	out     []port.Effect
+	now     int64
+	steps   int
+	stopped bool
 }
 
 func (n *peerNode) Step(now port.Time, in port.Input) {
@@ -37,6 +38,9 @@ func (n *peerNode) Step(now port.Time, in port.Input) {
 	defer n.mu.Unlock()
 	n.now = now.MonoNs
 	n.steps++
+	if _, ok := in.(port.Stop); ok {
+		n.stopped = true
+	}
 	if m, ok := in.(port.PeerMessage); ok {
 		n.got = append(n.got, m)
 		if rest, ok := bytes.CutPrefix(m.Data, []byte("echo:")); ok {
@@ -48,7 +52,7 @@ func (n *peerNode) Step(now port.Time, in port.Input) {
 func (n *peerNode) Ready() port.Ready {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	rd := port.Ready{Effects: n.out, WakeAtMonoNs: n.now + int64(5*time.Millisecond)}
+	rd := port.Ready{Effects: n.out, WakeAtMonoNs: n.now + int64(5*time.Millisecond), Stopped: n.stopped}
 	n.out = nil
 	return rd
 }

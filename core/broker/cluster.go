@@ -326,8 +326,12 @@ func (n *Node) maybeCompact() {
 	if t, ok := c.raft.TermAt(c.applied); ok {
 		snap.Term = t
 	}
+	ops := c.store.Compact(snap)
+	if len(ops) == 0 {
+		return // the stored snapshot is already as new
+	}
 	c.compacting = &snap
-	for _, op := range c.store.Compact(snap) {
+	for _, op := range ops {
 		n.issueCluster(op)
 	}
 }
