@@ -52,10 +52,19 @@ type Config struct {
 	// DiskGrace is how long disk errors stay off after an operator restart
 	// ("the fault is cleared"), so the node can make progress.
 	DiskGrace sched.Time
+
+	// Nodes is the cluster size; with more than one, the run is a cluster
+	// run (see cluster.go). The first Voters nodes form the Raft quorum,
+	// the others are broker-only nodes.
+	Nodes, Voters int
+	// Cluster holds the cluster runs' extra broker configuration.
+	Cluster map[string]string
+	// NodeSkewMs is each cluster node's wall clock offset.
+	NodeSkewMs []int64
 }
 
 // draw builds seed's configuration. Short runs have a shorter chaos phase.
-func draw(seed uint64, short bool) *Config {
+func draw(seed uint64, short, cluster bool) *Config {
 	r := rng.New(seed, "config")
 	c := &Config{Seed: seed, LivenessBound: 30 * sched.Second}
 	c.Chaos = sched.Time(r.Range(20, 45)) * sched.Second
@@ -115,6 +124,10 @@ func draw(seed uint64, short bool) *Config {
 	}
 
 	c.drawGroups()
+	c.Nodes, c.Voters = 1, 1
+	if cluster {
+		c.drawCluster()
+	}
 
 	c.Disk = disk.Config{
 		MinLatency:  sched.Time(r.Range(5, 50)) * sched.Microsecond,
@@ -189,6 +202,34 @@ func (c *Config) drawGroups() {
 	c.Workload.GroupMembers = int(r.Range(1, 4))
 }
 
+// drawCluster draws a cluster run's size, quorum and timeouts from its
+// own stream.
+func (c *Config) drawCluster() {
+	r := rng.New(c.Seed, "config/cluster")
+	c.Nodes = []int{3, 5}[r.Pick(2)]
+	c.Voters = c.Nodes
+	if c.Nodes == 5 && r.Coin() {
+		c.Voters = 3 // two broker-only nodes follow the log as learners
+	}
+	c.Cluster = map[string]string{
+		"controller.quorum.election.timeout.ms": strconv.FormatInt(r.Range(300, 2000), 10),
+		"broker.heartbeat.interval.ms":          strconv.FormatInt(r.Range(200, 2000), 10),
+	}
+	c.Cluster["broker.session.timeout.ms"] = strconv.FormatInt(r.Range(3, 6)*parseInt(c.Cluster["broker.heartbeat.interval.ms"]), 10)
+	for range c.Nodes {
+		skew := int64(0)
+		if r.Coin() {
+			skew = r.Range(-5000, 5000)
+		}
+		c.NodeSkewMs = append(c.NodeSkewMs, skew)
+	}
+}
+
+func parseInt(s string) int64 {
+	v, _ := strconv.ParseInt(s, 10, 64)
+	return v
+}
+
 // topicConfigs draws small segments (so logs roll), sometimes retention (so
 // segments get deleted), a small index interval, and other per-topic knobs.
 func topicConfigs(r *rng.Rand, on func(uint64) bool) map[string]string {
@@ -256,6 +297,9 @@ func (c *Config) String() string {
 	n := c.Net
 	p("net: latency %v-%v, jitter %v (%v), %d MiB/s; resets %s, partitions %s (for up to %v), slow links %s",
 		dur(n.MinLatency), dur(n.MaxLatency), c.Jitter, dur(n.Jitter), n.BytesPerSecond>>20, iv(c.ResetEvery), iv(c.PartitionEvery), dur(c.PartitionFor[1]), iv(c.SlowLinkEvery))
+	if c.Nodes > 1 {
+		p("cluster: %d nodes, %d voters %s, wall clock skews %v ms", c.Nodes, c.Voters, kv(c.Cluster), c.NodeSkewMs)
+	}
 	p("process: crashes %s (machine %v), restart after %v-%v, pauses %s (up to %v); clock skew %dms, drift %dppm, jumps %s",
 		iv(c.CrashEvery), c.MachineCrash, dur(c.RestartAfter[0]), dur(c.RestartAfter[1]), iv(c.PauseEvery), dur(c.PauseFor[1]), c.SkewMs, c.DriftPPM, iv(c.ClockJumpEvery))
 	return sb.String()

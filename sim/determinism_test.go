@@ -29,4 +29,10 @@ func TestDeterminism(t *testing.T) {
 	if a.Events < 1000 {
 		t.Errorf("seed 7 ran only %d events", a.Events)
 	}
+	// A cluster run too: several nodes, peer messages, one trace.
+	var hashes []uint64
+	Swarm([]uint64{3, 3}, 2, Options{Short: true, Cluster: true}, func(r *Result) { hashes = append(hashes, r.TraceHash) })
+	if hashes[0] != hashes[1] {
+		t.Errorf("cluster seed 3 twice: trace hashes %016x and %016x", hashes[0], hashes[1])
+	}
 }

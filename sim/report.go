@@ -9,8 +9,12 @@ import (
 	"github.com/weirmq/weir/sim/check"
 )
 
-// ReplayCommand is the command that replays seed.
-func ReplayCommand(seed uint64) string {
+// ReplayCommand is the command that replays seed (as a cluster run when
+// cluster is set).
+func ReplayCommand(seed uint64, cluster bool) string {
+	if cluster {
+		return fmt.Sprintf("go test ./sim -run Sim -cluster -seed %d -count=1", seed)
+	}
 	return fmt.Sprintf("go test ./sim -run Sim -seed %d -count=1", seed)
 }
 
@@ -41,7 +45,7 @@ func (r *Result) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 	fmt.Fprintf(w, "commit %s, %s\n", Commit(), runtime.Version())
-	fmt.Fprintf(w, "replay: %s\n", ReplayCommand(r.Seed))
+	fmt.Fprintf(w, "replay: %s\n", ReplayCommand(r.Seed, r.Nodes > 1))
 	if path, err := r.Visualize(); err == nil {
 		fmt.Fprintf(w, "porcupine visualization: %s\n", path)
 	} else if path != "" || err != nil {

@@ -28,6 +28,9 @@ type Options struct {
 	// PorcupineTimeoutSec bounds the linearizability check of one
 	// partition; running out is a failure. Zero means 60.
 	PorcupineTimeoutSec int
+	// Cluster runs the seed as a cluster of 3 or 5 nodes (see cluster.go);
+	// the same seed names a different run in each mode.
+	Cluster bool
 }
 
 // Result is the outcome of one seed.
@@ -44,7 +47,13 @@ type Result struct {
 	Faults  fault.Counts
 	// HealedIn is how long after the heal every partition took a write and
 	// served it back (the liveness claim's measure); -1 if it never did.
+	// In a cluster run: how long until every node's metadata converged.
 	HealedIn sched.Time
+	// Cluster runs: Nodes, the terms that had an active controller, and
+	// how long each controller loss (crash or cut-off) took to replace.
+	Nodes           int
+	ControllerTerms int
+	ControllerGaps  []sched.Time
 
 	checkInput check.Input
 	timeoutSec int
@@ -75,6 +84,8 @@ type run struct {
 	world  *workload.World
 	hist   history.History
 	nem    *rng.Rand
+	// cluster is set for a cluster run (Config.Nodes > 1).
+	cluster *clusterRun
 
 	phase    phase
 	healAt   sched.Time
@@ -100,7 +111,7 @@ func Run(seed uint64, opts Options) (res *Result) {
 	if opts.PorcupineTimeoutSec == 0 {
 		opts.PorcupineTimeoutSec = 60
 	}
-	cfg := draw(seed, opts.Short)
+	cfg := draw(seed, opts.Short, opts.Cluster)
 	r := &run{cfg: cfg, nem: rng.New(seed, "nemesis"), healedIn: -1}
 	r.tr = trace.New(&r.loop, tailLines, opts.Verbose)
 	res = &Result{Seed: seed, Config: cfg, timeoutSec: opts.PorcupineTimeoutSec}
@@ -112,8 +123,16 @@ func Run(seed uint64, opts Options) (res *Result) {
 		res.Failures = r.failures
 		res.TraceHash, res.TraceTail, res.Events = r.tr.Hash(), r.tr.Tail(), r.loop.Ran()
 		res.SimTime, res.Wall, res.Faults, res.HealedIn = r.loop.Now(), time.Since(start), r.counts, r.healedIn
+		res.Nodes = cfg.Nodes
+		if c := r.cluster; c != nil {
+			res.HealedIn, res.ControllerTerms, res.ControllerGaps = c.healedIn, c.log.Terms(), c.gaps
+		}
 	}()
-	r.start(seed)
+	if cfg.Nodes > 1 {
+		r.startCluster(seed)
+	} else {
+		r.start(seed)
+	}
 	limit := cfg.Chaos + cfg.LivenessBound + 5*60*sched.Second
 	r.loop.Run(limit, func() bool {
 		if r.loop.Ran() > maxEvents {
@@ -123,6 +142,9 @@ func Run(seed uint64, opts Options) (res *Result) {
 	})
 	if len(r.failures) == 0 && r.phase != phaseDone {
 		r.fail(check.Failure{Checker: "run", Claim: claim7Final, Msg: fmt.Sprintf("the run did not finish by %s (phase %d)", dur(limit), r.phase)})
+	}
+	if r.cluster != nil {
+		return res // its checks ran as it went (see cluster.go)
 	}
 	res.checkInput = check.Input{
 		History: &r.hist, Final: r.final, FinalRead: r.finalRead,

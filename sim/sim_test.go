@@ -10,8 +10,9 @@ import (
 )
 
 var (
-	seedFlag  = flag.Uint64("seed", 0, "replay this one seed (with -v, print its trace)")
-	seedsFlag = flag.String("seeds", "", "run seeds A-B")
+	seedFlag    = flag.Uint64("seed", 0, "replay this one seed (with -v, print its trace)")
+	seedsFlag   = flag.String("seeds", "", "run seeds A-B")
+	clusterFlag = flag.Bool("cluster", false, "run -seed or -seeds as cluster runs")
 )
 
 // seedRange parses "A-B" (or "A").
@@ -38,8 +39,25 @@ func seedRange(s string) ([]uint64, error) {
 }
 
 // TestSim runs seeds 1-500 (1-200 with -short, which also shortens each
-// run's chaos phase), or -seed N, or -seeds A-B.
+// run's chaos phase), or -seed N, or -seeds A-B (as cluster runs with
+// -cluster).
 func TestSim(t *testing.T) {
+	if *clusterFlag {
+		t.Skip("cluster runs: see TestSimCluster")
+	}
+	swarmTest(t, "1-500", "1-200", false)
+}
+
+// TestSimCluster runs cluster seeds 1-100 (1-40 with -short), or the
+// seeds chosen with -cluster.
+func TestSimCluster(t *testing.T) {
+	if (*seedFlag != 0 || *seedsFlag != "") && !*clusterFlag {
+		t.Skip("single-node seeds chosen")
+	}
+	swarmTest(t, "1-100", "1-40", true)
+}
+
+func swarmTest(t *testing.T, full, short string, cluster bool) {
 	var seeds []uint64
 	switch {
 	case *seedFlag != 0:
@@ -50,11 +68,11 @@ func TestSim(t *testing.T) {
 			t.Fatalf("-seeds: %v", err)
 		}
 	case testing.Short():
-		seeds, _ = seedRange("1-200")
+		seeds, _ = seedRange(short)
 	default:
-		seeds, _ = seedRange("1-500")
+		seeds, _ = seedRange(full)
 	}
-	opts := Options{Short: testing.Short()}
+	opts := Options{Short: testing.Short(), Cluster: cluster}
 	if len(seeds) == 1 && testing.Verbose() {
 		opts.Verbose = os.Stdout
 	}

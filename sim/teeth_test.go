@@ -17,26 +17,35 @@ const teethBudget = 300
 func TestTeeth(t *testing.T) {
 	for _, b := range bugs.All() {
 		t.Run(b.String(), func(t *testing.T) {
+			opts := Options{Cluster: clusterBugs[b]}
 			bugs.Set(b, true)
-			caught, res := firstFailure(1, teethBudget)
+			caught, res := firstFailure(1, teethBudget, opts)
 			bugs.Set(b, false)
 			if res == nil {
 				t.Fatalf("%s: no checker failed in seeds 1-%d", b, teethBudget)
 			}
 			t.Logf("%s: caught by seed %d (%d seeds): %s", b, caught, caught, res.Failures[0])
-			if clean := Run(caught, Options{}); clean.Failed() {
+			if clean := Run(caught, opts); clean.Failed() {
 				t.Errorf("%s: the clean build fails seed %d too: %s", b, caught, clean.Failures[0])
 			}
 		})
 	}
 }
 
+// clusterBugs are the planted bugs only a cluster can show; their teeth
+// are tested with cluster runs.
+var clusterBugs = map[bugs.Bug]bool{
+	bugs.CommitWithoutQuorum:  true,
+	bugs.StaleLeaderAccepted:  true,
+	bugs.LeaderEpochNotBumped: true,
+}
+
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that
 // fails, with its result.
-func firstFailure(lo, hi uint64) (uint64, *Result) {
+func firstFailure(lo, hi uint64, opts Options) (uint64, *Result) {
 	for s := lo; s <= hi; s += 2 {
 		var first *Result
-		Swarm([]uint64{s, s + 1}, 2, Options{}, func(r *Result) {
+		Swarm([]uint64{s, s + 1}, 2, opts, func(r *Result) {
 			if r.Failed() && (first == nil || r.Seed < first.Seed) && r.Seed <= hi {
 				first = r
 			}

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ func main() {
 	short := flag.Bool("short", false, "shorter chaos phases")
 	every := flag.Duration("progress", 5*time.Second, "how often to print progress")
 	quiet := flag.Bool("quiet", false, "print failing seeds' replay commands, not their full reports")
+	cluster := flag.Bool("cluster", false, "run each seed as a cluster of 3 or 5 nodes")
 	flag.Parse()
 	lo, hi, err := parseRange(*seeds)
 	if err != nil {
@@ -41,7 +43,7 @@ func main() {
 	for s := lo; s <= hi; s++ {
 		list = append(list, s)
 	}
-	if code := swarm(list, *parallel, *recheck, *short, *every, *quiet); code != 0 {
+	if code := swarm(list, *parallel, *recheck, *short, *cluster, *every, *quiet); code != 0 {
 		os.Exit(code)
 	}
 }
@@ -64,9 +66,9 @@ func parseRange(s string) (uint64, uint64, error) {
 	return lo, hi, nil
 }
 
-func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.Duration, quiet bool) int {
+func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, every time.Duration, quiet bool) int {
 	start := time.Now()
-	opts := sim.Options{Short: short}
+	opts := sim.Options{Short: short, Cluster: cluster}
 	var (
 		done, failed int
 		simSec       float64
@@ -79,6 +81,9 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.
 		// again after its heal (claim 7's measure).
 		slowest     time.Duration
 		slowestSeed uint64
+		// Cluster runs: controller terms and failover times.
+		terms int
+		gaps  []time.Duration
 	)
 	fmt.Printf("weir-sim: %d seeds (%d-%d), %d at a time, commit %s\n", len(seeds), seeds[0], seeds[len(seeds)-1], parallel, sim.Commit())
 	progress := func() {
@@ -107,6 +112,10 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.
 		done++
 		simSec += float64(r.SimTime) / 1e9
 		faults.Add(&r.Faults)
+		terms += r.ControllerTerms
+		for _, g := range r.ControllerGaps {
+			gaps = append(gaps, time.Duration(g))
+		}
 		if d := time.Duration(r.HealedIn); d > slowest {
 			slowest, slowestSeed = d, r.Seed
 		}
@@ -114,7 +123,7 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.
 			failed++
 			failing = append(failing, r.Seed)
 			if quiet {
-				fmt.Printf("FAIL seed %d: %s\n  replay: %s\n", r.Seed, r.Failures[0], sim.ReplayCommand(r.Seed))
+				fmt.Printf("FAIL seed %d: %s\n  replay: %s\n", r.Seed, r.Failures[0], sim.ReplayCommand(r.Seed, cluster))
 			} else {
 				r.Report(os.Stdout)
 			}
@@ -125,13 +134,23 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short bool, every time.
 		}
 	})
 	progress()
-	fmt.Printf("liveness: every partition served again at most %v after the heal (seed %d)\n", slowest, slowestSeed)
+	if cluster {
+		fmt.Printf("liveness: every node's metadata converged at most %v after the heal (seed %d)\n", slowest, slowestSeed)
+		fmt.Printf("controllers: %d terms with an active controller, %.1f elections per simulated hour\n", terms, float64(terms)/(simSec/3600))
+		if len(gaps) > 0 {
+			slices.Sort(gaps)
+			fmt.Printf("controller failover (loss of the active controller to a new one): median %v, p99 %v, max %v over %d losses\n",
+				gaps[len(gaps)/2], gaps[len(gaps)*99/100], gaps[len(gaps)-1], len(gaps))
+		}
+	} else {
+		fmt.Printf("liveness: every partition served again at most %v after the heal (seed %d)\n", slowest, slowestSeed)
+	}
 	fmt.Printf("faults fired: %s\n", faults.String())
 	if never := faults.Never(); len(never) > 0 {
 		fmt.Printf("fault classes that never fired: %v\n", never)
 	}
 	for _, s := range failing {
-		fmt.Printf("failed: %s\n", sim.ReplayCommand(s))
+		fmt.Printf("failed: %s\n", sim.ReplayCommand(s, cluster))
 	}
 	// The closing line in the form test runners end with; a seed whose
 	// replay was not deterministic counts as failed.

@@ -62,6 +62,8 @@ type cluster struct {
 	// in its term; the controller activates once it is applied.
 	leaderTermStart uint64
 	applied         uint64
+	// knownLeader is the Raft leader as last seen, to notice changes.
+	knownLeader port.NodeID
 
 	// bootLast is the last log index stored at boot. Until the node has
 	// applied that far, its image may lack topics whose directories it
@@ -75,7 +77,28 @@ type cluster struct {
 	calls    map[uint64]*controllerCall
 	nextCall uint64
 
-	reg registration
+	reg      registration
+	observer Observer
+}
+
+// Observer sees the node's metadata log from outside: the simulator checks
+// the cluster's claims with it. Its functions are called synchronously and
+// must not call back into the node.
+type Observer struct {
+	// Applied: the entry at index, of term, was applied (data nil for a
+	// leader's empty entry).
+	Applied func(index, term uint64, data []byte)
+	// Controller: the node became the active controller in term.
+	Controller func(term uint64)
+}
+
+// Observe installs o (the simulator's checkers).
+func (n *Node) Observe(o Observer) { n.cluster.observer = o }
+
+// MetadataImage returns the index the node applied its metadata log to and
+// its image's snapshot bytes, for comparing nodes.
+func (n *Node) MetadataImage() (uint64, []byte) {
+	return n.cluster.applied, n.cluster.image.Snapshot()
 }
 
 type proposal struct {
@@ -183,6 +206,7 @@ func (n *Node) tickCluster() {
 	}
 	n.checkLeadership()
 	c.ctrl.Tick(n.now.MonoNs / 1e6)
+	n.expireCalls()
 	n.brokerLifecycle()
 }
 
@@ -192,6 +216,12 @@ func (n *Node) tickCluster() {
 func (n *Node) checkLeadership() {
 	c := &n.cluster
 	st := c.raft.Status()
+	if st.Leader != c.knownLeader {
+		// Calls forwarded to the old leader will not be answered by a
+		// controller any more: fail them now rather than at their timeout.
+		c.knownLeader = st.Leader
+		n.failCalls(kerr.NotController)
+	}
 	if st.Role != raft.Leader {
 		c.leaderTermStart = 0
 		if c.ctrl.Active() {
@@ -207,6 +237,9 @@ func (n *Node) checkLeadership() {
 	if !c.ctrl.Active() && c.applied >= c.leaderTermStart {
 		n.log.Info("active controller", "term", st.Term)
 		c.ctrl.Activate(c.image, n.now.MonoNs/1e6)
+		if c.observer.Controller != nil {
+			c.observer.Controller(st.Term)
+		}
 	}
 }
 
@@ -296,6 +329,9 @@ func (n *Node) readyPersisted() {
 			c.image.Apply(e.Index, recs)
 		}
 		c.applied = e.Index
+		if c.observer.Applied != nil {
+			c.observer.Applied(e.Index, e.Term, e.Data)
+		}
 		if p, ok := c.waiting[e.Index]; ok {
 			delete(c.waiting, e.Index)
 			p.done(p.term == e.Term)
@@ -451,17 +487,49 @@ func encodeCallResponse(id uint64, resp kmsg.Response) []byte {
 
 // expireCalls times out forwarded requests whose controller did not answer.
 func (n *Node) expireCalls() {
+	n.endCalls(kerr.RequestTimedOut, func(call *controllerCall) bool { return n.now.MonoNs >= call.deadlineNs })
+}
+
+// failCalls ends every forwarded request with err.
+func (n *Node) failCalls(err *kerr.Error) {
+	n.endCalls(err, func(*controllerCall) bool { return true })
+}
+
+func (n *Node) endCalls(err *kerr.Error, which func(*controllerCall) bool) {
 	c := &n.cluster
-	var expired []uint64
+	var ended []uint64
 	for id, call := range c.calls {
-		if n.now.MonoNs >= call.deadlineNs {
-			expired = append(expired, id)
+		if which(call) {
+			ended = append(ended, id)
 		}
 	}
-	slices.Sort(expired)
-	for _, id := range expired {
+	slices.Sort(ended)
+	for _, id := range ended {
 		call := c.calls[id]
 		delete(c.calls, id)
-		call.done(nil, kerr.RequestTimedOut)
+		call.done(nil, err)
 	}
+}
+
+// DescribePeer renders a cluster message for traces: its Raft message type
+// and term, or the kind of controller call.
+func DescribePeer(data []byte) string {
+	if len(data) == 0 {
+		return "(empty)"
+	}
+	switch data[0] {
+	case peerRaft:
+		m, err := raft.DecodeMessage(data[1:])
+		if err != nil {
+			return "raft (undecodable)"
+		}
+		return fmt.Sprintf("raft %s term %d", m.Type, m.Term)
+	case peerCtrlReq:
+		if len(data) >= 11 {
+			return "controller request " + kmsg.NameForKey(int16(binary.BigEndian.Uint16(data[9:])))
+		}
+	case peerCtrlResp:
+		return "controller response"
+	}
+	return "unknown cluster message"
 }

@@ -281,6 +281,9 @@ func (n *Node) expire() {
 func (n *Node) applyRetention() {
 	for _, t := range n.topics.sorted {
 		for _, p := range t.partitions {
+			if p.log == nil {
+				continue // a replica held elsewhere
+			}
 			if ops := p.log.ApplyRetention(n.now.WallMs); len(ops) > 0 {
 				n.issue(p, ops)
 				n.queueSync(p)

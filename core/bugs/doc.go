@@ -56,6 +56,18 @@ const (
 	// ("fsyncgate"): recovery builds on data a power loss then takes away,
 	// with acknowledged records after it (claim 1).
 	TrustCacheAfterFsyncError
+	// CommitWithoutQuorum makes a Raft leader count an entry committed as
+	// soon as one voter (itself) holds it: a leader crash then loses, and
+	// the next leader overwrites, committed metadata (claim 6).
+	CommitWithoutQuorum
+	// StaleLeaderAccepted makes a follower take appends from a leader of
+	// an older term: a deposed controller rewrites committed metadata
+	// (claim 6).
+	StaleLeaderAccepted
+	// LeaderEpochNotBumped makes the controller move a partition's
+	// leadership without raising its leader epoch: two leaders share an
+	// epoch (claim 6).
+	LeaderEpochNotBumped
 
 	numBugs
 )
@@ -70,6 +82,9 @@ var names = [...]string{
 	RollSkipsDirSync:          "RollSkipsDirSync",
 	RaftSkipsFsync:            "RaftSkipsFsync",
 	TrustCacheAfterFsyncError: "TrustCacheAfterFsyncError",
+	CommitWithoutQuorum:       "CommitWithoutQuorum",
+	StaleLeaderAccepted:       "StaleLeaderAccepted",
+	LeaderEpochNotBumped:      "LeaderEpochNotBumped",
 }
 
 func (b Bug) String() string {

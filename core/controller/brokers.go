@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/port"
 )
@@ -168,7 +169,7 @@ func (c *Controller) chooseLeader(p metadata.Partition, except port.NodeID) port
 // raising its epochs.
 func (c *Controller) change(topicID [16]byte, partition int32, prev, next metadata.Partition) metadata.Record {
 	next.PartitionEpoch = prev.PartitionEpoch + 1
-	if next.Leader != prev.Leader {
+	if next.Leader != prev.Leader && !bugs.On(bugs.LeaderEpochNotBumped) {
 		next.LeaderEpoch = prev.LeaderEpoch + 1
 	}
 	return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: topicID, Partition: partition,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/port"
 )
 
@@ -314,6 +315,10 @@ func (r *Raft) Step(m Message) {
 		// A learner announcing itself does not know the term yet. Its
 		// rejection only makes the leader probe it, so the old term is
 		// harmless; a learner's acknowledgement still needs the term.
+	case m.Term < r.term && m.Type == MsgApp && bugs.On(bugs.StaleLeaderAccepted):
+		r.lead = m.From
+		r.handleAppend(m)
+		return
 	case m.Term < r.term:
 		switch m.Type {
 		case MsgApp, MsgHeartbeat, MsgSnap:
@@ -563,6 +568,9 @@ func (r *Raft) maybeCommit() {
 	}
 	slices.Sort(matches)
 	c := matches[len(matches)-r.quorum()]
+	if bugs.On(bugs.CommitWithoutQuorum) {
+		c = r.stable
+	}
 	if c <= r.commit {
 		return
 	}

@@ -74,6 +74,8 @@ type Link struct {
 	downUntil sched.Time // partitioned until then
 	slowUntil sched.Time
 	slowBy    int64 // latency multiplier while slow
+	// lastArrival keeps cluster messages on the link in order.
+	lastArrival sched.Time
 }
 
 // New returns an empty network.

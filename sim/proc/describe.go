@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/broker"
 	"github.com/weirmq/weir/core/port"
 )
 
@@ -30,6 +31,8 @@ func describeInput(in port.Input) string {
 		return s
 	case port.Wake:
 		return "in: wake"
+	case port.PeerMessage:
+		return "in: peer message from " + strconv.Itoa(int(in.From)) + " " + broker.DescribePeer(in.Data)
 	}
 	return "in: ?"
 }
@@ -61,6 +64,8 @@ func describeEffect(e port.Effect) string {
 			" bytes (" + strconv.Itoa(files) + " file ranges)"
 	case port.CloseConn:
 		return "out: close conn " + strconv.FormatUint(uint64(e.Conn), 10)
+	case port.SendPeer:
+		return "out: peer message to " + strconv.Itoa(int(e.To)) + " " + broker.DescribePeer(e.Data)
 	}
 	return "out: ?"
 }

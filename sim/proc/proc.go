@@ -65,6 +65,10 @@ type Node struct {
 	StorageError func()
 	// Unexpected reports a failure that is a bug, not a fault.
 	Unexpected func(msg string)
+	// SendPeer carries a cluster message to another node; nil drops it.
+	SendPeer func(e port.SendPeer)
+	// Observer is installed on every process the node boots.
+	Observer broker.Observer
 }
 
 // New returns a node whose process is not running yet.
@@ -113,6 +117,7 @@ func (n *Node) Boot() error {
 	if err != nil {
 		return fmt.Errorf("boot: %w", err)
 	}
+	bn.Observe(n.Observer)
 	n.bn = bn
 	n.running = true
 	n.tr.Addf(n.name(), "booted process %d", n.inc)
@@ -224,6 +229,10 @@ func (n *Node) ready() {
 			if c := n.conns[e.Conn]; c != nil {
 				c.NodeClose()
 			}
+		case port.SendPeer:
+			if n.SendPeer != nil {
+				n.SendPeer(e)
+			}
 		default:
 			panic(fmt.Sprintf("proc: unknown effect %T", e))
 		}
@@ -278,6 +287,23 @@ func (n *Node) send(s port.Send) {
 		flipped = flipped || f
 	}
 	c.Reply(frame, flipped)
+}
+
+// Incarnation names the running process; a cluster message sent to one
+// process is lost if another runs by the time it arrives.
+func (n *Node) Incarnation() uint64 { return n.inc }
+
+// Peer delivers a cluster message to process inc.
+func (n *Node) Peer(inc uint64, from port.NodeID, data []byte) {
+	n.input(inc, port.PeerMessage{From: from, Data: data})
+}
+
+// Broker is the running process's node, or nil.
+func (n *Node) Broker() *broker.Node {
+	if !n.running {
+		return nil
+	}
+	return n.bn
 }
 
 // Opened implements network.Node.

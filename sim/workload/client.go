@@ -27,8 +27,11 @@ var (
 // requests in order, matches responses by correlation id, times requests
 // out, and redials on demand.
 type client struct {
-	w       *World
-	name    string
+	w    *World
+	name string
+	// nodeID and node are the node the client talks to.
+	nodeID  int
+	node    network.Node
 	idx     int // history client index
 	rnd     *rng.Rand
 	timeout sched.Time
@@ -61,8 +64,12 @@ type reply struct {
 	flipped bool
 }
 
-func newClient(w *World, name string) *client {
-	return &client{w: w, name: name, idx: w.History.Client(name), rnd: w.rnd.Child(name), timeout: w.cfg.RequestTimeout}
+func newClient(w *World, name string) *client { return newClientTo(w, name, 0, w.Node) }
+
+// newClientTo returns a client of node nodeID.
+func newClientTo(w *World, name string, nodeID int, node network.Node) *client {
+	return &client{w: w, name: name, nodeID: nodeID, node: node, idx: w.History.Client(name), rnd: w.rnd.Child(name),
+		timeout: w.cfg.RequestTimeout}
 }
 
 // do sends req at its version (set by the caller) and calls done with the
@@ -81,7 +88,7 @@ func (c *client) do(req kmsg.Request, noReply bool, done func(reply)) {
 			c.dialing = false
 			if c.conn == nil && len(c.waiting) > 0 {
 				c.gen++
-				c.conn = c.w.Net.Dial(c, c.name, 0, c.w.Node)
+				c.conn = c.w.Net.Dial(c, c.name, c.nodeID, c.node)
 			}
 		})
 	}
