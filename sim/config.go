@@ -124,6 +124,7 @@ func draw(seed uint64, short, cluster bool) *Config {
 	}
 
 	c.drawGroups()
+	c.drawSnapshots()
 	c.Nodes, c.Voters = 1, 1
 	if cluster {
 		c.drawCluster()
@@ -200,6 +201,16 @@ func (c *Config) drawGroups() {
 	}
 	c.Workload.Groups = int(r.Range(1, 2))
 	c.Workload.GroupMembers = int(r.Range(1, 4))
+}
+
+// drawSnapshots makes half the seeds snapshot their metadata log often, so
+// that compaction, recovery from a snapshot and (in a cluster) snapshots
+// sent to lagging nodes run. Its own stream keeps other draws as they were.
+func (c *Config) drawSnapshots() {
+	r := rng.New(c.Seed, "config/snapshots")
+	if r.Coin() {
+		c.Broker["metadata.log.max.record.bytes.between.snapshots"] = strconv.FormatInt(r.Range(200, 2000), 10)
+	}
 }
 
 // drawCluster draws a cluster run's size, quorum and timeouts from its

@@ -26,7 +26,7 @@ func (n *Node) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 	resp.Brokers = n.brokers()
 	cid := n.cluster.image.ClusterID()
 	resp.ClusterID = &cid
-	resp.ControllerID = int32(n.cluster.raft.Leader())
+	resp.ControllerID = n.controllerID(resp.Brokers)
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		for _, t := range n.topics.sorted {
 			if t.visible {
@@ -79,6 +79,23 @@ func (n *Node) autoCreate(name string) {
 			n.log.Debug("auto-creating a topic failed", "topic", name, "err", err)
 		}
 	})
+}
+
+// controllerID is the controller clients are told of: the Raft leader when
+// it is a broker they can reach, else (a controller-only leader, or none
+// known) the first live broker, which forwards controller requests, as
+// KRaft brokers name a random live broker.
+func (n *Node) controllerID(brokers []kmsg.MetadataResponseBroker) int32 {
+	lead := int32(n.cluster.raft.Leader())
+	for _, b := range brokers {
+		if b.NodeID == lead {
+			return lead
+		}
+	}
+	if len(brokers) > 0 {
+		return brokers[0].NodeID
+	}
+	return -1
 }
 
 // brokers lists the unfenced brokers at the endpoint of this node's

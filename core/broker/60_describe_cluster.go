@@ -1,7 +1,7 @@
 package broker
 
 // DescribeCluster v0-v1, from the committed metadata image. The controller
-// id is the Raft leader this node knows of (-1 when none).
+// id is as in Metadata (see controllerID).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -10,10 +10,11 @@ import (
 func (n *Node) handleDescribeCluster(s *slot, req *kmsg.DescribeClusterRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = n.cluster.image.ClusterID()
-	resp.ControllerID = int32(n.cluster.raft.Leader())
+	brokers := n.brokers()
+	resp.ControllerID = n.controllerID(brokers)
 	resp.EndpointType = req.EndpointType
 	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
-	for _, b := range n.brokers() {
+	for _, b := range brokers {
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, db)

@@ -34,8 +34,6 @@ const (
 	peerCtrlResp   byte = 3
 	electionTicks       = 10
 	heartbeatTicks      = 1
-	// compactEntries is how many applied entries trigger a snapshot.
-	compactEntries = 10000
 )
 
 // cluster is the node's Raft and controller state.
@@ -51,9 +49,12 @@ type cluster struct {
 	tickNs     int64
 	nextTickNs int64
 
-	// persisting: a Ready is being written; its ops left to complete.
+	// persisting: a Ready is being written. opsLeft counts the
+	// metadata-log ops issued and not completed; queued holds those not
+	// issued yet (see queueCluster).
 	persisting *raft.Ready
 	opsLeft    int
+	queued     []port.DiskOp
 	// compacting: a snapshot is being written.
 	compacting *raft.Snapshot
 	// waiting maps a proposed entry's index to its term and outcome.
@@ -167,10 +168,8 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 		ClusterID: n.cfg.ClusterID,
 	}, (*raftLog)(n))
 	c.reg.incarnation = n.newIncarnation()
-	for _, op := range store.BootOps() {
-		n.issueCluster(op)
-	}
-	c.bootSynced = c.opsLeft == 0
+	n.queueCluster(store.BootOps())
+	c.bootSynced = c.idle()
 	return provisional, nil
 }
 
@@ -189,13 +188,27 @@ func (l *raftLog) Propose(recs []metadata.Record, done func(bool)) (uint64, bool
 	return index, true
 }
 
-func (n *Node) issueCluster(op port.DiskOp) {
-	n.nextOp++
-	op.ID = n.nextOp
-	n.ops[op.ID] = opRef{cluster: true}
-	n.cluster.opsLeft++
-	n.emit(op)
+// queueCluster issues metadata-log ops in order, except that a rename
+// waits until every op before it has succeeded: the driver runs the ops
+// queued on a lane even after one failed, and a rename over a file whose
+// fsync failed would install what a power loss takes away.
+func (n *Node) queueCluster(ops []port.DiskOp) {
+	c := &n.cluster
+	c.queued = append(c.queued, ops...)
+	for len(c.queued) > 0 && n.storageErr == nil {
+		op := c.queued[0]
+		if op.Kind == port.OpRename && c.opsLeft > 0 {
+			return
+		}
+		c.queued = c.queued[1:]
+		op.ID = n.newOpID(opRef{cluster: true})
+		c.opsLeft++
+		n.emit(op)
+	}
 }
+
+// idle reports whether no metadata-log op is in flight or waiting.
+func (c *cluster) idle() bool { return c.opsLeft == 0 && len(c.queued) == 0 }
 
 // tickCluster runs Raft's clock and the controller's and broker's timers.
 func (n *Node) tickCluster() {
@@ -266,13 +279,12 @@ func (n *Node) pumpRaft() {
 	for c.persisting == nil && c.compacting == nil && n.storageErr == nil && c.raft.HasReady() {
 		rd := c.raft.Ready()
 		c.persisting = &rd
-		for _, op := range c.store.Save(rd) {
-			if op.Kind == port.OpSync && bugs.On(bugs.RaftSkipsFsync) {
-				continue
-			}
-			n.issueCluster(op)
+		ops := c.store.Save(rd)
+		if bugs.On(bugs.RaftSkipsFsync) {
+			ops = slices.DeleteFunc(ops, func(op port.DiskOp) bool { return op.Kind == port.OpSync })
 		}
-		if c.opsLeft == 0 {
+		n.queueCluster(ops)
+		if c.idle() {
 			n.readyPersisted()
 		}
 	}
@@ -283,7 +295,8 @@ func (n *Node) pumpRaft() {
 func (n *Node) clusterOpDone() {
 	c := &n.cluster
 	c.opsLeft--
-	if c.opsLeft > 0 {
+	n.queueCluster(nil)
+	if !c.idle() {
 		return
 	}
 	c.bootSynced = true // the boot sync ops are the first on the lane
@@ -351,11 +364,11 @@ func (n *Node) readyPersisted() {
 	}
 }
 
-// maybeCompact snapshots the image once enough entries were applied since
-// the last snapshot.
+// maybeCompact snapshots the image once the log since the last snapshot
+// holds metadata.log.max.record.bytes.between.snapshots.
 func (n *Node) maybeCompact() {
 	c := &n.cluster
-	if c.compacting != nil || c.persisting != nil || c.store.EntriesSinceSnapshot() < compactEntries {
+	if c.compacting != nil || c.persisting != nil || c.store.Size() < n.cfg.MetadataSnapshotBytes {
 		return
 	}
 	snap := raft.Snapshot{Index: c.applied, Term: c.raft.Status().Term, Data: c.image.Snapshot()}
@@ -367,9 +380,7 @@ func (n *Node) maybeCompact() {
 		return // the stored snapshot is already as new
 	}
 	c.compacting = &snap
-	for _, op := range ops {
-		n.issueCluster(op)
-	}
+	n.queueCluster(ops)
 }
 
 // peerMessage handles a message from another node.

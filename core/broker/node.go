@@ -211,7 +211,11 @@ func (n *Node) failStorage(err error) {
 	}
 	n.produces = nil
 	n.failWaiting()
-	if n.booting {
+	// A node that has replayed its metadata answers what it holds with
+	// KAFKA_STORAGE_ERROR. One that has not keeps holding requests: its
+	// image lacks topics it may hold, and a client told they do not exist
+	// would be misled (the operator restarts the node).
+	if n.booting && n.cluster.caughtUp {
 		n.booting = false
 		n.releaseHeld()
 	}

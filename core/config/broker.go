@@ -37,6 +37,8 @@ type Broker struct {
 	// Storage.
 	LogDirs                  []string
 	MetadataLogDir           string // metadata.log.dir, or the first of LogDirs
+	// MetadataSnapshotBytes: metadata.log.max.record.bytes.between.snapshots.
+	MetadataSnapshotBytes int64
 	RetentionCheckIntervalMs int64
 	FlushSchedulerIntervalMs int64
 	LogCleanerEnable         bool
@@ -185,6 +187,7 @@ func (b *Broker) build() error {
 		b.LogDirs = []string{b.str("log.dir")}
 	}
 	b.MetadataLogDir = b.str("metadata.log.dir")
+	b.MetadataSnapshotBytes = b.num("metadata.log.max.record.bytes.between.snapshots")
 	if b.MetadataLogDir == "" {
 		b.MetadataLogDir = b.LogDirs[0]
 	}

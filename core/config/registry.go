@@ -295,6 +295,8 @@ var brokerDefs = []Def{
 		Doc: "Default for the topic key max.message.bytes: the largest record batch accepted."},
 	{Name: "metadata.log.dir", Type: TypeString, Null: true,
 		Doc: "Directory of the metadata log; defaults to the first of log.dirs."},
+	{Name: "metadata.log.max.record.bytes.between.snapshots", Type: TypeLong, Default: "20971520", valid: atLeast(1),
+		Doc: "How many bytes of metadata log since the last snapshot make the node take a new one and drop the log before it."},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", valid: atLeast(1),
 		Doc: "Default for the topic key min.insync.replicas."},
 	{Name: "node.id", Type: TypeInt, Default: "1", valid: atLeast(0),

@@ -62,8 +62,12 @@ type Raft struct {
 // readyMark remembers what a Ready handed out, for Advance.
 type readyMark struct {
 	lastWritten uint64 // last index written by it (0: none)
-	snapIndex   uint64
-	applied     uint64
+	// snapIndex is the snapshot it installs (0: none): the host restores
+	// its state machine from it. snapStable: the log still starts there
+	// (no later snapshot replaced it while the Ready was in flight).
+	snapIndex  uint64
+	snapStable bool
+	applied    uint64
 }
 
 // New starts a node from what its storage holds: hs, the latest snapshot
@@ -484,8 +488,9 @@ func (r *Raft) handleSnapshot(m Message) {
 	r.stable = 0
 	r.writeFrom = s.Index + 1
 	if r.inReady != nil {
-		// What the Ready in flight persists is replaced by the snapshot.
-		r.inReady.lastWritten, r.inReady.snapIndex = 0, 0
+		// What the Ready in flight persists is replaced by the snapshot;
+		// the host still restores any snapshot it carries.
+		r.inReady.lastWritten, r.inReady.snapStable = 0, false
 	}
 	r.send(Message{Type: MsgAppResp, To: m.From, Index: s.Index})
 }
@@ -674,7 +679,7 @@ func (r *Raft) Ready() Ready {
 	}
 	if r.pendingSnap != nil {
 		rd.Snapshot = r.pendingSnap
-		mark.snapIndex = r.pendingSnap.Index
+		mark.snapIndex, mark.snapStable = r.pendingSnap.Index, true
 		r.pendingSnap = nil
 	}
 	if last := r.log.lastIndex(); r.writeFrom <= last {
@@ -699,8 +704,10 @@ func (r *Raft) Advance() {
 	}
 	r.inReady = nil
 	if mark.snapIndex > 0 {
-		r.stable = max(r.stable, mark.snapIndex)
 		r.applied = max(r.applied, mark.snapIndex)
+		if mark.snapStable {
+			r.stable = max(r.stable, mark.snapIndex)
+		}
 	}
 	if mark.lastWritten > r.stable && mark.lastWritten < r.writeFrom {
 		r.stable = mark.lastWritten
