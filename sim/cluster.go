@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/weirmq/weir/core/broker"
 	"github.com/weirmq/weir/core/config"
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/port"
@@ -133,6 +134,9 @@ func (c *clusterRun) sendPeer(from int, e port.SendPeer) {
 	if to < 0 || to >= len(c.nodes) {
 		return
 	}
+	if m, ok := broker.PeerRaftMessage(e.Data); ok {
+		c.log.Sent(from+1, m)
+	}
 	dst := c.nodes[to]
 	inc := dst.Incarnation()
 	c.net.Peer(from, to, len(e.Data), func() { dst.Peer(inc, port.NodeID(from+1), e.Data) })
@@ -162,7 +166,9 @@ func (c *clusterRun) boot(i int) {
 	}
 	if err := c.nodes[i].Boot(); err != nil {
 		c.fail(check.Failure{Checker: "recovery", Claim: check.Claim6 + " (recovery must succeed)", Msg: fmt.Sprintf("node %d: %v", i+1, err)})
+		return
 	}
+	c.log.Booted(i+1, c.nodes[i].Broker().RaftTerm())
 }
 
 func (c *clusterRun) restartIn(i int, d sched.Time) {
@@ -325,6 +331,10 @@ func (c *clusterRun) awaitConvergence(r *run) {
 	}
 	c.healedIn = c.loop.Now() - c.healAt
 	c.tr.Addf("sim", "every node's metadata converged %s after the heal", dur(c.healedIn))
+	if applied, _ := c.nodes[0].Broker().MetadataImage(); applied < c.log.LastIndex {
+		c.fail(check.Failure{Checker: "metadata-log", Claim: check.Claim6, Msg: fmt.Sprintf(
+			"the nodes converged on a log ending at %d, but entries up to %d were applied (committed) before", applied, c.log.LastIndex)})
+	}
 	final := map[string]int32{}
 	for _, t := range img.Topics() {
 		final[t.Name] = int32(len(t.Partitions))

@@ -125,10 +125,6 @@ func draw(seed uint64, short, cluster bool) *Config {
 
 	c.drawGroups()
 	c.drawSnapshots()
-	c.Nodes, c.Voters = 1, 1
-	if cluster {
-		c.drawCluster()
-	}
 
 	c.Disk = disk.Config{
 		MinLatency:  sched.Time(r.Range(5, 50)) * sched.Microsecond,
@@ -188,6 +184,10 @@ func draw(seed uint64, short, cluster bool) *Config {
 	if on(30) {
 		c.DriftPPM = r.Range(-100000, 100000)
 	}
+	c.Nodes, c.Voters = 1, 1
+	if cluster {
+		c.drawCluster()
+	}
 	return c
 }
 
@@ -227,6 +227,19 @@ func (c *Config) drawCluster() {
 		"broker.heartbeat.interval.ms":          strconv.FormatInt(r.Range(200, 2000), 10),
 	}
 	c.Cluster["broker.session.timeout.ms"] = strconv.FormatInt(r.Range(3, 6)*parseInt(c.Cluster["broker.heartbeat.interval.ms"]), 10)
+	// A cluster's faults come faster than a single node's: elections,
+	// votes cast just before a crash, and nodes left behind are what
+	// the quorum must survive.
+	interval := func(pct uint64, lo, hi sched.Time) [2]sched.Time {
+		if !r.Chance(rng.Ratio{Num: pct, Den: 100}) {
+			return [2]sched.Time{}
+		}
+		a := r.Range(lo, hi)
+		return [2]sched.Time{a, a * r.Range(2, 4)}
+	}
+	c.CrashEvery = interval(85, 300*sched.Millisecond, 4*sched.Second)
+	c.RestartAfter = [2]sched.Time{sched.Time(r.Range(1, 300)) * sched.Millisecond, 3 * sched.Second}
+	c.PartitionEvery = interval(60, 500*sched.Millisecond, 5*sched.Second)
 	for range c.Nodes {
 		skew := int64(0)
 		if r.Coin() {

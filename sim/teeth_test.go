@@ -38,6 +38,7 @@ var clusterBugs = map[bugs.Bug]bool{
 	bugs.CommitWithoutQuorum:  true,
 	bugs.StaleLeaderAccepted:  true,
 	bugs.LeaderEpochNotBumped: true,
+	bugs.VoteNotPersisted:     true,
 }
 
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that

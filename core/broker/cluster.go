@@ -96,6 +96,9 @@ type Observer struct {
 // Observe installs o (the simulator's checkers).
 func (n *Node) Observe(o Observer) { n.cluster.observer = o }
 
+// RaftTerm is the node's current Raft term.
+func (n *Node) RaftTerm() uint64 { return n.cluster.raft.Status().Term }
+
 // MetadataImage returns the index the node applied its metadata log to and
 // its image's snapshot bytes, for comparing nodes.
 func (n *Node) MetadataImage() (uint64, []byte) {
@@ -115,6 +118,9 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 	c.self = port.NodeID(n.cfg.NodeID)
 	for _, v := range n.cfg.ControllerQuorumVoters {
 		c.voters = append(c.voters, port.NodeID(v.ID))
+	}
+	if len(c.voters) == 0 && len(n.cfg.ControllerQuorumBootstrapServers) > 0 {
+		return nil, fmt.Errorf("controller.quorum.bootstrap.servers (a dynamic quorum, KIP-853) is not supported yet: list the voters in controller.quorum.voters")
 	}
 	if len(c.voters) == 0 {
 		c.voters = []port.NodeID{c.self} // a lone combined node is its own quorum
@@ -279,7 +285,11 @@ func (n *Node) pumpRaft() {
 	for c.persisting == nil && c.compacting == nil && n.storageErr == nil && c.raft.HasReady() {
 		rd := c.raft.Ready()
 		c.persisting = &rd
-		ops := c.store.Save(rd)
+		toSave := rd
+		if bugs.On(bugs.VoteNotPersisted) {
+			toSave.HardState = nil
+		}
+		ops := c.store.Save(toSave)
 		if bugs.On(bugs.RaftSkipsFsync) {
 			ops = slices.DeleteFunc(ops, func(op port.DiskOp) bool { return op.Kind == port.OpSync })
 		}
@@ -530,8 +540,8 @@ func DescribePeer(data []byte) string {
 	}
 	switch data[0] {
 	case peerRaft:
-		m, err := raft.DecodeMessage(data[1:])
-		if err != nil {
+		m, ok := PeerRaftMessage(data)
+		if !ok {
 			return "raft (undecodable)"
 		}
 		return fmt.Sprintf("raft %s term %d", m.Type, m.Term)
@@ -543,4 +553,14 @@ func DescribePeer(data []byte) string {
 		return "controller response"
 	}
 	return "unknown cluster message"
+}
+
+// PeerRaftMessage decodes a cluster message that carries a Raft message,
+// for the simulator's checkers.
+func PeerRaftMessage(data []byte) (raft.Message, bool) {
+	if len(data) == 0 || data[0] != peerRaft {
+		return raft.Message{}, false
+	}
+	m, err := raft.DecodeMessage(data[1:])
+	return m, err == nil
 }

@@ -68,6 +68,10 @@ const (
 	// leadership without raising its leader epoch: two leaders share an
 	// epoch (claim 6).
 	LeaderEpochNotBumped
+	// VoteNotPersisted sends votes (and acts on new terms) without
+	// storing the hard state: a restarted node votes again in a term it
+	// already voted in, and two controllers win one term (claim 6).
+	VoteNotPersisted
 
 	numBugs
 )
@@ -85,6 +89,7 @@ var names = [...]string{
 	CommitWithoutQuorum:       "CommitWithoutQuorum",
 	StaleLeaderAccepted:       "StaleLeaderAccepted",
 	LeaderEpochNotBumped:      "LeaderEpochNotBumped",
+	VoteNotPersisted:          "VoteNotPersisted",
 }
 
 func (b Bug) String() string {

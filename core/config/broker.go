@@ -35,10 +35,10 @@ type Broker struct {
 	ConnectionsMaxIdleMs     int64
 
 	// Storage.
-	LogDirs                  []string
-	MetadataLogDir           string // metadata.log.dir, or the first of LogDirs
+	LogDirs        []string
+	MetadataLogDir string // metadata.log.dir, or the first of LogDirs
 	// MetadataSnapshotBytes: metadata.log.max.record.bytes.between.snapshots.
-	MetadataSnapshotBytes int64
+	MetadataSnapshotBytes    int64
 	RetentionCheckIntervalMs int64
 	FlushSchedulerIntervalMs int64
 	LogCleanerEnable         bool

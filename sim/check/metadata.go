@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/weirmq/weir/core/metadata"
+	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/raft"
 	"github.com/weirmq/weir/sim/history"
 )
 
@@ -21,6 +23,8 @@ type MetaLog struct {
 	entries     map[uint64]appliedEntry
 	controllers map[uint64]int
 	leaders     map[leaderKey]int32
+	votes       map[voteKey]port.NodeID
+	sentTerm    map[int]uint64
 	// LastIndex is the highest index any node applied.
 	LastIndex uint64
 }
@@ -40,7 +44,7 @@ type leaderKey struct {
 // NewMetaLog returns a watcher that reports violations to fail.
 func NewMetaLog(fail func(Failure)) *MetaLog {
 	return &MetaLog{fail: fail, entries: map[uint64]appliedEntry{}, controllers: map[uint64]int{},
-		leaders: map[leaderKey]int32{}}
+		leaders: map[leaderKey]int32{}, votes: map[voteKey]port.NodeID{}, sentTerm: map[int]uint64{}}
 }
 
 // Applied records that node applied the entry at index.
@@ -87,6 +91,42 @@ func boolByte(b bool) byte {
 		return 1
 	}
 	return 0
+}
+
+// Sent records a Raft message a node sent. A message goes out only after
+// the state it reflects is durable, so the node's term after any restart
+// must be at least the highest term it ever sent in one (a vote, an
+// append, an acknowledgement), and a node votes at most once per term.
+func (l *MetaLog) Sent(node int, m raft.Message) {
+	switch {
+	case m.Type == raft.MsgPreVote, m.Type == raft.MsgPreVoteResp && !m.Reject:
+		// They carry the term a candidate would campaign in, not the
+		// sender's own.
+	default:
+		l.sentTerm[node] = max(l.sentTerm[node], m.Term)
+	}
+	if m.Type != raft.MsgVoteResp || m.Reject {
+		return
+	}
+	k := voteKey{node, m.Term}
+	if other, ok := l.votes[k]; ok && other != m.To {
+		l.fail(Failure{Checker: "votes", Claim: Claim6, Msg: fmt.Sprintf(
+			"node %d voted for both %d and %d in term %d", node, other, m.To, m.Term)})
+	}
+	l.votes[k] = m.To
+}
+
+type voteKey struct {
+	node int
+	term uint64
+}
+
+// Booted checks a restarted node's term against what it sent before.
+func (l *MetaLog) Booted(node int, term uint64) {
+	if sent := l.sentTerm[node]; term < sent {
+		l.fail(Failure{Checker: "raft-persistence", Claim: Claim6, Msg: fmt.Sprintf(
+			"node %d restarted in term %d, but had sent messages of term %d: state a message depended on was not durable", node, term, sent)})
+	}
 }
 
 // Controller records that node became the active controller in term.
