@@ -90,9 +90,12 @@ func (r *run) startCluster(seed uint64) {
 		values["controller.quorum.voters"] = strings.Join(voters, ",")
 		values["controller.listener.names"] = "CONTROLLER"
 		values["listeners"] = fmt.Sprintf("PLAINTEXT://n%d:9092,CONTROLLER://n%d:9093", i+1, i+1)
-		if i >= cfg.Voters {
+		switch {
+		case i >= cfg.Voters:
 			values["process.roles"] = "broker"
 			values["listeners"] = fmt.Sprintf("PLAINTEXT://n%d:9092", i+1)
+		case cfg.DedicatedControllers:
+			values["process.roles"] = "controller"
 		}
 		bcfg, _, err := config.NewBroker(values)
 		if err != nil {
@@ -121,7 +124,7 @@ func (r *run) startCluster(seed uint64) {
 		func(checker, msg string) {
 			r.fail(check.Failure{Checker: checker, Claim: clientClaim(checker), Msg: msg})
 		})
-	c.meta = workload.NewMeta(c.world, netNodes)
+	c.meta = workload.NewMeta(c.world, netNodes, c.brokers())
 	r.tr.Add("sim", "config:\n"+cfg.String())
 	for i := range c.nodes {
 		c.boot(i)
@@ -347,6 +350,14 @@ func (c *clusterRun) awaitConvergence(r *run) {
 	c.tr.Add("sim", "done")
 }
 
+// brokers is how many nodes have the broker role.
+func (c *clusterRun) brokers() int {
+	if c.cfg.DedicatedControllers {
+		return c.cfg.Nodes - c.cfg.Voters
+	}
+	return c.cfg.Nodes
+}
+
 func (c *clusterRun) converged() (*metadata.Image, bool) {
 	var first []byte
 	var firstIndex uint64
@@ -368,7 +379,7 @@ func (c *clusterRun) converged() (*metadata.Image, bool) {
 		return nil, false
 	}
 	brokers := img.Brokers()
-	if len(brokers) != len(c.nodes) || slices.ContainsFunc(brokers, func(b metadata.Broker) bool { return b.Fenced || b.ShuttingDown }) {
+	if len(brokers) != c.brokers() || slices.ContainsFunc(brokers, func(b metadata.Broker) bool { return b.Fenced || b.ShuttingDown }) {
 		return nil, false
 	}
 	return img, true

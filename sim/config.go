@@ -57,6 +57,9 @@ type Config struct {
 	// run (see cluster.go). The first Voters nodes form the Raft quorum,
 	// the others are broker-only nodes.
 	Nodes, Voters int
+	// DedicatedControllers: the voters have process.roles=controller
+	// only, and the other nodes are the brokers.
+	DedicatedControllers bool
 	// Cluster holds the cluster runs' extra broker configuration.
 	Cluster map[string]string
 	// NodeSkewMs is each cluster node's wall clock offset.
@@ -221,6 +224,7 @@ func (c *Config) drawCluster() {
 	c.Voters = c.Nodes
 	if c.Nodes == 5 && r.Coin() {
 		c.Voters = 3 // two broker-only nodes follow the log as learners
+		c.DedicatedControllers = r.Coin()
 	}
 	c.Cluster = map[string]string{
 		"controller.quorum.election.timeout.ms": strconv.FormatInt(r.Range(300, 2000), 10),
@@ -322,7 +326,7 @@ func (c *Config) String() string {
 	p("net: latency %v-%v, jitter %v (%v), %d MiB/s; resets %s, partitions %s (for up to %v), slow links %s",
 		dur(n.MinLatency), dur(n.MaxLatency), c.Jitter, dur(n.Jitter), n.BytesPerSecond>>20, iv(c.ResetEvery), iv(c.PartitionEvery), dur(c.PartitionFor[1]), iv(c.SlowLinkEvery))
 	if c.Nodes > 1 {
-		p("cluster: %d nodes, %d voters %s, wall clock skews %v ms", c.Nodes, c.Voters, kv(c.Cluster), c.NodeSkewMs)
+		p("cluster: %d nodes, %d voters (controller-only %v) %s, wall clock skews %v ms", c.Nodes, c.Voters, c.DedicatedControllers, kv(c.Cluster), c.NodeSkewMs)
 	}
 	p("process: crashes %s (machine %v), restart after %v-%v, pauses %s (up to %v); clock skew %dms, drift %dppm, jumps %s",
 		iv(c.CrashEvery), c.MachineCrash, dur(c.RestartAfter[0]), dur(c.RestartAfter[1]), iv(c.PauseEvery), dur(c.PauseFor[1]), c.SkewMs, c.DriftPPM, iv(c.ClockJumpEvery))

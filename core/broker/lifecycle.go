@@ -45,7 +45,7 @@ func (n *Node) brokerLifecycle() {
 		n.log.Warn("controlled shutdown timed out; stopping anyway")
 		r.stopped = true
 	}
-	if r.inFlight || n.now.MonoNs < r.nextNs || r.stopped {
+	if r.inFlight || n.now.MonoNs < r.nextNs || r.stopped || !n.isBroker() {
 		return
 	}
 	interval := int64(n.cfg.BrokerHeartbeatIntervalMs) * 1e6

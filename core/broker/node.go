@@ -298,7 +298,7 @@ func (n *Node) applyRetention() {
 
 func (n *Node) nextWake() int64 {
 	wake := min(n.nextRetentionMonoNs, n.cluster.nextTickNs)
-	if r := &n.cluster.reg; !r.inFlight && !r.stopped {
+	if r := &n.cluster.reg; !r.inFlight && !r.stopped && n.isBroker() {
 		wake = min(wake, max(r.nextNs, n.now.MonoNs+1))
 	}
 	for _, f := range n.fetches {

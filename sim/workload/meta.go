@@ -26,9 +26,10 @@ type Meta struct {
 	maxCount map[string]int32
 }
 
-// NewMeta returns a metadata workload over nodes (indexed by network id).
-func NewMeta(w *World, nodes []network.Node) *Meta {
-	m := &Meta{w: w, brokers: len(nodes), maxCount: map[string]int32{}}
+// NewMeta returns a metadata workload over nodes (indexed by network id),
+// brokers of which have the broker role.
+func NewMeta(w *World, nodes []network.Node, brokers int) *Meta {
+	m := &Meta{w: w, brokers: brokers, maxCount: map[string]int32{}}
 	for i, n := range nodes {
 		m.clients = append(m.clients, newClientTo(w, fmt.Sprintf("meta-n%d", i), i, n))
 	}
