@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -22,6 +23,13 @@ func (c *Controller) register(nowMs int64, req *kmsg.BrokerRegistrationRequest, 
 		reply(resp)
 		return
 	}
+	// A record the image would refuse must not reach Apply (it panics):
+	// such a request is malformed.
+	if err := checkRegistration(req); err != nil {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		reply(resp)
+		return
+	}
 	incarnation := string(req.IncarnationID[:])
 	if b, ok := c.view.Broker(id); ok && b.Incarnation == incarnation {
 		resp.BrokerEpoch = b.Epoch
@@ -39,7 +47,7 @@ func (c *Controller) register(nowMs int64, req *kmsg.BrokerRegistrationRequest, 
 	}
 	// A re-registering broker is fenced again: it loses leaderships and
 	// ISR places until it has caught up and asks to be unfenced.
-	recs := append([]metadata.Record{{RegisterBroker: rec}}, c.leaveBroker(id, true)...)
+	recs := append([]metadata.Record{{RegisterBroker: rec}}, c.leaveBroker(id)...)
 	ok := c.propose(recs, func(committed bool) {
 		if !committed {
 			resp.ErrorCode, resp.BrokerEpoch = kerr.NotController.Code, -1
@@ -51,6 +59,25 @@ func (c *Controller) register(nowMs int64, req *kmsg.BrokerRegistrationRequest, 
 		return
 	}
 	resp.BrokerEpoch = rec.Epoch
+}
+
+// checkRegistration refuses what the image would: a negative broker id,
+// listeners without a name or named twice.
+func checkRegistration(req *kmsg.BrokerRegistrationRequest) error {
+	if req.BrokerID < 0 {
+		return fmt.Errorf("negative broker id %d", req.BrokerID)
+	}
+	for i, l := range req.Listeners {
+		if l.Name == "" {
+			return fmt.Errorf("listener %d has no name", i)
+		}
+		for _, prev := range req.Listeners[:i] {
+			if prev.Name == l.Name {
+				return fmt.Errorf("listener %q listed twice", l.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // heartbeat handles BrokerHeartbeat: it renews the broker's session, and
@@ -70,15 +97,17 @@ func (c *Controller) heartbeat(nowMs int64, req *kmsg.BrokerHeartbeatRequest, re
 	var recs []metadata.Record
 	switch {
 	case req.WantShutdown && !b.ShuttingDown:
+		// As Kafka's handleBrokerInControlledShutdown: leaderships move
+		// and the broker leaves every ISR it is not the last member of.
 		recs = append([]metadata.Record{{ShutdownBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}},
-			c.leaveBroker(id, false)...)
+			c.leaveBroker(id)...)
 	case req.WantShutdown:
 		resp.ShouldShutdown = !c.leadsAny(id)
 	case b.Fenced && !req.WantFence && resp.IsCaughtUp:
 		recs = []metadata.Record{{UnfenceBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}}
 	case !b.Fenced && req.WantFence:
 		recs = append([]metadata.Record{{FenceBroker: &metadata.BrokerEpochRecord{ID: id, Epoch: b.Epoch}}},
-			c.leaveBroker(id, true)...)
+			c.leaveBroker(id)...)
 	}
 	if len(recs) == 0 {
 		reply(resp)
@@ -86,34 +115,26 @@ func (c *Controller) heartbeat(nowMs int64, req *kmsg.BrokerHeartbeatRequest, re
 	}
 	ok = c.propose(recs, func(committed bool) {
 		if !committed {
-			resp.ErrorCode = kerr.NotController.Code
-			reply(resp)
-			return
+			resp.ErrorCode, resp.IsFenced, resp.ShouldShutdown = kerr.NotController.Code, true, false
 		}
-		b, _ := c.viewOrNil().Broker(id)
-		resp.IsFenced = b.Fenced
-		resp.ShouldShutdown = b.ShuttingDown && c.view != nil && !c.leadsAny(id)
 		reply(resp)
 	})
 	if !ok {
 		reply(fillError(req, resp, kerr.NotController))
 		return
 	}
-	if unfenced, _ := c.view.Broker(id); !unfenced.Fenced {
+	// The answer is the state this batch leads to, sent once it is
+	// committed; later batches in the view are not its business.
+	after, _ := c.view.Broker(id)
+	resp.IsFenced = after.Fenced
+	resp.ShouldShutdown = after.ShuttingDown && !c.leadsAny(id)
+	if !after.Fenced {
 		// Partitions left without a leader that this broker can lead
 		// get it back.
 		if more := c.electLeaderless(); len(more) > 0 {
 			c.propose(more, func(bool) {})
 		}
 	}
-}
-
-// viewOrNil returns the view, or an empty image once inactive.
-func (c *Controller) viewOrNil() *metadata.Image {
-	if c.view == nil {
-		return metadata.New()
-	}
-	return c.view
 }
 
 func (c *Controller) leadsAny(id port.NodeID) bool {
@@ -128,25 +149,29 @@ func (c *Controller) leadsAny(id port.NodeID) bool {
 }
 
 // leaveBroker returns the partition changes that take broker id out of
-// service: leadership moves to another ISR member that can lead (or to no
-// leader), and, when it is being fenced, it leaves each ISR it is not the
-// last member of. The last member stays: it holds every acknowledged
-// record, and with unclean election off only it may lead again.
-func (c *Controller) leaveBroker(id port.NodeID, fence bool) []metadata.Record {
+// service (fenced, re-registered or in controlled shutdown): leadership
+// moves to another ISR member that can lead (or to no leader), and it
+// leaves each ISR it is not the last member of. The last member stays: it
+// holds every acknowledged record, and with unclean election off only it
+// may lead again.
+func (c *Controller) leaveBroker(id port.NodeID) []metadata.Record {
 	var recs []metadata.Record
 	for _, t := range c.view.Topics() {
 		for i, p := range t.Partitions {
 			inISR := slices.Contains(p.ISR, id)
-			if p.Leader != id && !(fence && inISR) {
+			if p.Leader != id && !inISR {
 				continue
 			}
 			next := p
 			next.ISR = slices.Clone(p.ISR)
-			if fence && inISR && len(p.ISR) > 1 {
+			if inISR && len(p.ISR) > 1 {
 				next.ISR = slices.DeleteFunc(next.ISR, func(r port.NodeID) bool { return r == id })
 			}
 			if p.Leader == id {
 				next.Leader = c.chooseLeader(next, id)
+			}
+			if next.Leader == p.Leader && len(next.ISR) == len(p.ISR) {
+				continue // the last ISR member of a leaderless partition: nothing changes
 			}
 			recs = append(recs, c.change(t.ID, int32(i), p, next))
 		}

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"encoding/base64"
-	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,6 +51,15 @@ type Controller struct {
 	contactMs         map[port.NodeID]int64
 	nextRebalanceMs   int64
 	shutdownCompleted map[port.NodeID]bool
+	// last is the newest batch proposed; an answer read from the view
+	// waits for it (see Handle).
+	last *batch
+}
+
+// batch is one proposal's outcome, for the answers that wait on it.
+type batch struct {
+	done, committed bool
+	waiters         []func(committed bool)
 }
 
 // New returns an inactive controller.
@@ -64,6 +72,7 @@ func New(cfg Config, log Proposer) *Controller {
 func (c *Controller) Activate(committed *metadata.Image, nowMs int64) {
 	c.active = true
 	c.view = committed.Clone()
+	c.last = nil
 	c.contactMs = map[port.NodeID]int64{}
 	for _, b := range c.view.Brokers() {
 		c.contactMs[b.ID] = nowMs // a fresh session each (see package doc)
@@ -82,7 +91,7 @@ func (c *Controller) Activate(committed *metadata.Image, nowMs int64) {
 
 // Deactivate drops the controller's state after leadership was lost.
 func (c *Controller) Deactivate() {
-	c.active, c.view, c.contactMs = false, nil, nil
+	c.active, c.view, c.contactMs, c.last = false, nil, nil, nil
 }
 
 // Active reports whether this node is the active controller.
@@ -91,11 +100,21 @@ func (c *Controller) Active() bool { return c.active }
 // propose applies recs to the view and proposes them; done gets the
 // outcome. It reports false when leadership is already gone.
 func (c *Controller) propose(recs []metadata.Record, done func(committed bool)) bool {
-	index, ok := c.log.Propose(recs, done)
+	b := &batch{}
+	index, ok := c.log.Propose(recs, func(committed bool) {
+		done(committed)
+		b.done, b.committed = true, committed
+		waiters := b.waiters
+		b.waiters = nil
+		for _, w := range waiters {
+			w(committed)
+		}
+	})
 	if !ok {
 		return false
 	}
 	c.view.Apply(index, recs)
+	c.last = b
 	return true
 }
 
@@ -110,7 +129,7 @@ func (c *Controller) Tick(nowMs int64) {
 			continue
 		}
 		recs := append([]metadata.Record{{FenceBroker: &metadata.BrokerEpochRecord{ID: b.ID, Epoch: b.Epoch}}},
-			c.leaveBroker(b.ID, true)...)
+			c.leaveBroker(b.ID)...)
 		if !c.propose(recs, func(bool) {}) {
 			return
 		}
@@ -125,6 +144,12 @@ func (c *Controller) Tick(nowMs int64) {
 
 // Handle serves one controller request from broker from; reply runs once,
 // possibly later (after the decision is committed).
+//
+// An answer that proposes nothing is read from the view, which may hold
+// batches not yet committed (a topic being created, a broker's unfencing);
+// as in Kafka's controller, it leaves only once the newest of those is
+// committed, and becomes NOT_CONTROLLER if that batch fails, so that no
+// reply reveals a decision that may yet be lost.
 func (c *Controller) Handle(nowMs int64, req kmsg.Request, reply func(kmsg.Response)) {
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
@@ -132,6 +157,35 @@ func (c *Controller) Handle(nowMs int64, req kmsg.Request, reply func(kmsg.Respo
 		reply(fillError(req, resp, kerr.NotController))
 		return
 	}
+	before := c.last
+	var held kmsg.Response
+	holding := true
+	c.dispatch(nowMs, req, resp, func(r kmsg.Response) {
+		if holding {
+			held = r
+			return
+		}
+		reply(r)
+	})
+	holding = false
+	switch {
+	case held == nil:
+		// The handler answers once its own batches are decided.
+	case c.last != before || before == nil || before.done && before.committed:
+		reply(held)
+	case before.done:
+		reply(ErrorResponse(req, kerr.NotController))
+	default:
+		before.waiters = append(before.waiters, func(committed bool) {
+			if !committed {
+				held = ErrorResponse(req, kerr.NotController)
+			}
+			reply(held)
+		})
+	}
+}
+
+func (c *Controller) dispatch(nowMs int64, req kmsg.Request, resp kmsg.Response, reply func(kmsg.Response)) {
 	switch req := req.(type) {
 	case *kmsg.BrokerRegistrationRequest:
 		c.register(nowMs, req, resp.(*kmsg.BrokerRegistrationResponse), reply)
@@ -163,14 +217,28 @@ func ErrorResponse(req kmsg.Request, err *kerr.Error) kmsg.Response {
 func fillError(req kmsg.Request, resp kmsg.Response, err *kerr.Error) kmsg.Response {
 	switch resp := resp.(type) {
 	case *kmsg.BrokerRegistrationResponse:
-		resp.ErrorCode = err.Code
+		resp.ErrorCode, resp.BrokerEpoch = err.Code, -1
 	case *kmsg.BrokerHeartbeatResponse:
 		resp.ErrorCode, resp.IsFenced = err.Code, true
 	case *kmsg.AllocateProducerIDsResponse:
 		resp.ErrorCode = err.Code
 	case *kmsg.ElectLeadersResponse:
+		// v0 has no top-level error code: each partition carries it, as
+		// in Kafka's ElectLeadersRequest.getErrorResponse.
 		resp.ErrorCode = err.Code
+		resp.Topics = nil
+		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {
+			rt := kmsg.NewElectLeadersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, err.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
 	case *kmsg.CreateTopicsResponse:
+		resp.Topics = nil
 		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
 			rt := kmsg.NewCreateTopicsResponseTopic()
 			rt.Topic, rt.ErrorCode = t.Topic, err.Code
@@ -178,6 +246,7 @@ func fillError(req kmsg.Request, resp kmsg.Response, err *kerr.Error) kmsg.Respo
 		}
 	case *kmsg.DeleteTopicsResponse:
 		r := req.(*kmsg.DeleteTopicsRequest)
+		resp.Topics = nil
 		for _, t := range r.Topics {
 			rt := kmsg.NewDeleteTopicsResponseTopic()
 			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, err.Code
@@ -189,6 +258,7 @@ func fillError(req kmsg.Request, resp kmsg.Response, err *kerr.Error) kmsg.Respo
 			resp.Topics = append(resp.Topics, rt)
 		}
 	case *kmsg.CreatePartitionsResponse:
+		resp.Topics = nil
 		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
 			rt := kmsg.NewCreatePartitionsResponseTopic()
 			rt.Topic, rt.ErrorCode = t.Topic, err.Code
@@ -224,5 +294,3 @@ func (b *barrier) release() {
 		b.done()
 	}
 }
-
-func asKerr(err error, target **kerr.Error) bool { return errors.As(err, target) }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -18,14 +19,16 @@ const (
 )
 
 // electLeaders handles ElectLeaders (v0 means a preferred election). No
-// topics means every partition.
+// topics means every partition, and then, as in Kafka, partitions that
+// need no election are left out of the response.
 func (c *Controller) electLeaders(req *kmsg.ElectLeadersRequest, resp *kmsg.ElectLeadersResponse, reply func(kmsg.Response)) {
 	type target struct {
 		topic string
 		parts []int32
 	}
+	all := req.Topics == nil
 	var targets []target
-	if req.Topics == nil {
+	if all {
 		for _, t := range c.view.Topics() {
 			tg := target{topic: t.Name}
 			for i := range t.Partitions {
@@ -37,7 +40,15 @@ func (c *Controller) electLeaders(req *kmsg.ElectLeadersRequest, resp *kmsg.Elec
 	for _, t := range req.Topics {
 		targets = append(targets, target{topic: t.Topic, parts: t.Partitions})
 	}
+	type key struct {
+		topic string
+		part  int32
+	}
+	// A partition named twice is elected once: two records computed from
+	// the same state would not follow each other.
+	results := map[key]error{}
 	var recs []metadata.Record
+	var elected []*kmsg.ElectLeadersResponseTopicPartition
 	for _, tg := range targets {
 		rt := kmsg.NewElectLeadersResponseTopic()
 		rt.Topic = tg.topic
@@ -45,22 +56,34 @@ func (c *Controller) electLeaders(req *kmsg.ElectLeadersRequest, resp *kmsg.Elec
 		for _, p := range tg.parts {
 			rp := kmsg.NewElectLeadersResponseTopicPartition()
 			rp.Partition = p
-			var err error
-			if !known || p < 0 || int(p) >= len(t.Partitions) {
-				err = fmt.Errorf("%w: %s-%d does not exist", kerr.UnknownTopicOrPartition, tg.topic, p)
-			} else if rec, e := c.elect(t, p, req.ElectionType); e != nil {
-				err = e
-			} else {
-				recs = append(recs, rec)
+			err, dup := results[key{tg.topic, p}]
+			switch {
+			case dup:
+			case !known || p < 0 || int(p) >= len(t.Partitions):
+				err = fmt.Errorf("%w: No such partition as %s-%d", kerr.UnknownTopicOrPartition, tg.topic, p)
+			default:
+				var rec metadata.Record
+				if rec, err = c.elect(t, p, req.ElectionType); err == nil {
+					recs = append(recs, rec)
+				}
+			}
+			results[key{tg.topic, p}] = err
+			if all && errors.Is(err, kerr.ElectionNotNeeded) {
+				continue
 			}
 			if err != nil {
-				msg := err.Error()
-				rp.ErrorMessage = &msg
-				rp.ErrorCode = kerrCode(err)
+				setErr(&rp.ErrorCode, &rp.ErrorMessage, err)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
+	}
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if rp := &resp.Topics[i].Partitions[j]; rp.ErrorCode == 0 {
+				elected = append(elected, rp)
+			}
+		}
 	}
 	if len(recs) == 0 {
 		reply(resp)
@@ -69,18 +92,14 @@ func (c *Controller) electLeaders(req *kmsg.ElectLeadersRequest, resp *kmsg.Elec
 	if !c.propose(recs, func(committed bool) {
 		if !committed {
 			resp.ErrorCode = kerr.NotController.Code
+			for _, rp := range elected {
+				rp.ErrorCode = kerr.NotController.Code
+			}
 		}
 		reply(resp)
 	}) {
 		reply(fillError(req, resp, kerr.NotController))
 	}
-}
-
-func kerrCode(err error) int16 {
-	if ke := (*kerr.Error)(nil); asKerr(err, &ke) {
-		return ke.Code
-	}
-	return kerr.UnknownServerError.Code
 }
 
 // elect returns the change that makes partition p of t follow the
