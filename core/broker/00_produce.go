@@ -129,10 +129,7 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	if h.IsTransactional() || req.TransactionID != nil {
 		return nil, a, kerr.InvalidTxnState
 	}
-	// The leader stamps its epoch on every batch, as Kafka does: it is
-	// outside the CRC, and followers truncate by it.
-	record.SetPartitionLeaderEpoch(rp.Records, p.state.LeaderEpoch)
-	res, err := p.log.Append(rp.Records, h, n.now.WallMs, a.logAppendTime)
+	res, err := p.log.Append(rp.Records, h, p.state.LeaderEpoch, n.now.WallMs, a.logAppendTime)
 	if err != nil {
 		return nil, a, err
 	}

@@ -375,6 +375,8 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleDescribeCluster(s, req)
 	case *kmsg.ElectLeadersRequest:
 		n.handleElectLeaders(s, req)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		n.handleOffsetForLeaderEpoch(s, req)
 	case *kmsg.OffsetCommitRequest:
 		n.handleOffsetCommit(s, req)
 	case *kmsg.OffsetFetchRequest:

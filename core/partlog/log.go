@@ -92,6 +92,62 @@ type Log struct {
 	flushDueMonoNs int64
 
 	producers producers
+	// epochs is the leader epoch cache: where each leader epoch's batches
+	// begin, ascending (Kafka's leader-epoch-checkpoint). It is rebuilt
+	// from the batches themselves at recovery, which reads every batch
+	// anyway, so it needs no file of its own.
+	epochs []epochStart
+}
+
+// epochStart is where the batches of a leader epoch begin.
+type epochStart struct {
+	epoch int32
+	start int64
+}
+
+// noteEpoch records that a batch of epoch starts at offset base.
+func (l *Log) noteEpoch(epoch int32, base int64) {
+	if epoch < 0 {
+		return // written before leader epochs were stamped
+	}
+	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
+		l.epochs = append(l.epochs, epochStart{epoch: epoch, start: base})
+	}
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader epoch
+// cache does: the largest epoch not above epoch that the log holds, and
+// the offset where the epoch after it begins (for the latest epoch, end,
+// which the caller bounds: the log end for followers, the high watermark
+// for clients). Both are -1 when the log has nothing to say.
+func (l *Log) EndOffsetForEpoch(epoch int32, end int64) (int32, int64) {
+	n := len(l.epochs)
+	switch {
+	case epoch < 0 || n == 0:
+		return -1, -1
+	case epoch == l.epochs[n-1].epoch:
+		return epoch, end
+	}
+	higher := sort.Search(n, func(i int) bool { return l.epochs[i].epoch > epoch })
+	switch {
+	case higher == n:
+		return -1, -1 // an epoch after the latest
+	case higher == 0:
+		return epoch, l.epochs[0].start
+	}
+	return l.epochs[higher-1].epoch, l.epochs[higher].start
+}
+
+// trimEpochs drops what the epoch cache holds before the log start.
+func (l *Log) trimEpochs() {
+	i := 0
+	for i+1 < len(l.epochs) && l.epochs[i+1].start <= l.start {
+		i++
+	}
+	l.epochs = l.epochs[i:]
+	if len(l.epochs) > 0 {
+		l.epochs[0].start = max(l.epochs[0].start, l.start)
+	}
 }
 
 // New returns an empty log for a partition directory that does not exist
@@ -155,7 +211,7 @@ func (l *Log) path(base int64, ext string) string {
 // Append stores a validated batch (record.Validate accepted it) at the end
 // of the log. It edits the batch in place: base offset, and for
 // logAppendTime the timestamp. The batch must not be changed afterwards.
-func (l *Log) Append(batch []byte, h record.Header, nowMs int64, logAppendTime bool) (AppendResult, error) {
+func (l *Log) Append(batch []byte, h record.Header, leaderEpoch int32, nowMs int64, logAppendTime bool) (AppendResult, error) {
 	if h.HasProducerID() {
 		dup, err := l.producers.check(h)
 		if err != nil {
@@ -174,6 +230,10 @@ func (l *Log) Append(batch []byte, h record.Header, nowMs int64, logAppendTime b
 	base := l.end
 	last := base + int64(h.LastOffsetDelta)
 	record.SetBaseOffset(batch, base)
+	// The leader stamps its epoch on every batch, as Kafka does: it is
+	// outside the CRC, and replicas find where logs diverge by it.
+	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	l.noteEpoch(leaderEpoch, base)
 	maxTs := h.MaxTimestamp
 	if logAppendTime {
 		record.SetLogAppendTime(batch, nowMs)
@@ -471,6 +531,7 @@ func (l *Log) ApplyRetention(nowMs int64) []Op {
 		l.start = l.segs[0].base
 		l.dirDirty = true
 	}
+	l.trimEpochs()
 	return ops
 }
 

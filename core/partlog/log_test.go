@@ -47,7 +47,7 @@ func idemBatch(t tester, pid int64, seq int32, n int, valueSize int, ts int64) (
 // appendSynced appends and runs the disk and a sync round to completion.
 func appendSynced(t *testing.T, d *memDisk, l *Log, b []byte, h record.Header, ts int64) AppendResult {
 	t.Helper()
-	res, err := l.Append(b, h, ts, false)
+	res, err := l.Append(b, h, 0, ts, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestAppendReadAndStability(t *testing.T) {
 	l, ops := New(dir, testConfig())
 	d.apply(ops)
 	b, h := batch(t, 3, 10, 1000)
-	res, err := l.Append(b, h, 1000, false)
+	res, err := l.Append(b, h, 0, 1000, false)
 	if err != nil || res.Base != 0 || res.Last != 2 {
 		t.Fatalf("append: %+v %v", res, err)
 	}
@@ -173,13 +173,13 @@ func TestGroupCommit(t *testing.T) {
 	l, ops := New(dir, testConfig())
 	d.apply(ops)
 	b1, h1 := batch(t, 1, 10, 1)
-	r1, _ := l.Append(b1, h1, 1, false)
+	r1, _ := l.Append(b1, h1, 0, 1, false)
 	d.complete(l, r1.Ops)
 	round1 := l.MaybeSync(0)
 	// Appends during the round wait for the next one, which starts only
 	// when the first ends: one fsync in flight per log.
 	b2, h2 := batch(t, 1, 10, 2)
-	r2, _ := l.Append(b2, h2, 2, false)
+	r2, _ := l.Append(b2, h2, 0, 2, false)
 	d.complete(l, r2.Ops)
 	if l.MaybeSync(0) != nil {
 		t.Fatal("a second sync round started while one was in flight")
@@ -201,7 +201,7 @@ func TestPageCacheMode(t *testing.T) {
 	l, ops := New(dir, cfg)
 	d.apply(ops)
 	b, h := batch(t, 1, 10, 1)
-	r, _ := l.Append(b, h, 1, false)
+	r, _ := l.Append(b, h, 0, 1, false)
 	d.complete(l, r.Ops)
 	if l.StableOffset() != 1 {
 		t.Fatal("page-cache mode: a written batch is stable")
@@ -243,7 +243,7 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 			}
 			// A torn write: part of one more batch reached the disk.
 			b, h := idemBatch(t, 7, 24, 2, 60, 1000)
-			res, _ := l.Append(b, h, 1000, false)
+			res, _ := l.Append(b, h, 0, 1000, false)
 			d.apply(res.Ops)
 			active := l.path(l.active().base, ".log")
 			d.files[active] = d.files[active][:int64(len(d.files[active]))-int64(len(b))+int64(min(cut, len(b)-1))]
@@ -270,11 +270,11 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 			// Idempotence state survived: the torn batch's retry is new,
 			// an acknowledged batch's retry is a duplicate.
 			b, h = idemBatch(t, 7, 22, 2, 60, 1000)
-			if dup, err := r.Append(b, h, 1000, false); err != nil || !dup.Duplicate || dup.Base != 22 {
+			if dup, err := r.Append(b, h, 0, 1000, false); err != nil || !dup.Duplicate || dup.Base != 22 {
 				t.Fatalf("retry of the last acknowledged batch: %+v %v", dup, err)
 			}
 			b, h = idemBatch(t, 7, 24, 2, 60, 1000)
-			if res, err := r.Append(b, h, 1000, false); err != nil || res.Duplicate || res.Base != 24 {
+			if res, err := r.Append(b, h, 0, 1000, false); err != nil || res.Duplicate || res.Base != 24 {
 				t.Fatalf("retry of the torn batch: %+v %v", res, err)
 			}
 			if len(d.files[r.path(r.active().base, ".index")]) != int(r.active().indexEntries*8) {
@@ -299,23 +299,23 @@ func TestIdempotence(t *testing.T) {
 		{3, nil},                           // next
 	} {
 		b, h := idemBatch(t, 1, tc.seq, 3, 10, 1)
-		if _, err := l.Append(b, h, 1, false); !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
+		if _, err := l.Append(b, h, 0, 1, false); !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
 			t.Fatalf("seq %d: %v, want %v", tc.seq, err, tc.want)
 		}
 	}
 	// A stale epoch is fenced; a new epoch must start at sequence 0.
 	b, h = idemBatch(t, 1, 6, 1, 10, 1)
 	h.ProducerEpoch = -1
-	if _, err := l.Append(b, h, 1, false); !errors.Is(err, kerr.InvalidProducerEpoch) {
+	if _, err := l.Append(b, h, 0, 1, false); !errors.Is(err, kerr.InvalidProducerEpoch) {
 		t.Fatalf("stale epoch: %v", err)
 	}
 	h.ProducerEpoch = 1
-	if _, err := l.Append(b, h, 1, false); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+	if _, err := l.Append(b, h, 0, 1, false); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
 		t.Fatalf("new epoch not at 0: %v", err)
 	}
 	// Unknown producers must start at 0.
 	b, h = idemBatch(t, 99, 4, 1, 10, 1)
-	if _, err := l.Append(b, h, 1, false); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+	if _, err := l.Append(b, h, 0, 1, false); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
 		t.Fatalf("unknown producer at 4: %v", err)
 	}
 }
@@ -330,7 +330,7 @@ func TestRemovedLogIsQuiet(t *testing.T) {
 	l, ops := New(dir, cfg)
 	d.apply(ops)
 	b, h := batch(t, 1, 10, 1)
-	res, _ := l.Append(b, h, 1, false)
+	res, _ := l.Append(b, h, 0, 1, false)
 	d.complete(l, res.Ops)
 	l.MaybeSync(0) // sets a flush.ms deadline
 	l.Remove()

@@ -27,7 +27,7 @@ func TestLookupProperties(t *testing.T) {
 		for i, n := 0, rapid.IntRange(1, 40).Draw(t, "batches"); i < n; i++ {
 			ts += int64(rapid.IntRange(0, 50).Draw(t, "tsStep"))
 			b, h := batch(t, rapid.IntRange(1, 5).Draw(t, "records"), rapid.IntRange(0, 300).Draw(t, "valueSize"), ts)
-			res, err := l.Append(b, h, ts, false)
+			res, err := l.Append(b, h, 0, ts, false)
 			if err != nil {
 				t.Fatal(err)
 			}

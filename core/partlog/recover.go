@@ -214,6 +214,7 @@ func (l *Log) addRecovered(seg *segment, h record.Header, pos int64) {
 	seg.batches = append(seg.batches, batchEntry{base: h.BaseOffset, last: h.LastOffset(), pos: pos, size: h.Size(), maxTimestamp: h.MaxTimestamp})
 	seg.size = pos + h.Size()
 	seg.maxTimestamp = max(seg.maxTimestamp, h.MaxTimestamp)
+	l.noteEpoch(h.PartitionLeaderEpoch, h.BaseOffset)
 	if h.HasProducerID() && !h.IsControl() && !bugs.On(bugs.ForgetProducers) {
 		l.producers.record(h, h.BaseOffset)
 	}

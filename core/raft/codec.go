@@ -162,5 +162,33 @@ func DecodeMessage(b []byte) (Message, error) {
 	if len(d.b) != 0 {
 		return Message{}, errors.New("raft: trailing bytes after message")
 	}
-	return m, nil
+	return m, validate(m)
+}
+
+// validate refuses messages no correct node sends, which Step's
+// bookkeeping assumes away: an append's entries follow its index one by
+// one, with terms that never go back, after its log term and not beyond
+// its own term; a snapshot message carries a snapshot.
+func validate(m Message) error {
+	switch m.Type {
+	case MsgSnap:
+		if m.Snapshot == nil {
+			return errors.New("raft: snapshot message without a snapshot")
+		}
+	case MsgApp:
+		prevTerm := m.LogTerm
+		for i, e := range m.Entries {
+			if e.Index != m.Index+1+uint64(i) {
+				return fmt.Errorf("raft: append after %d carries entry %d at position %d", m.Index, e.Index, i)
+			}
+			if e.Term < prevTerm || e.Term > m.Term {
+				return fmt.Errorf("raft: append of term %d carries entry %d of term %d after term %d", m.Term, e.Index, e.Term, prevTerm)
+			}
+			prevTerm = e.Term
+		}
+	}
+	if m.Type != MsgApp && len(m.Entries) > 0 || m.Type != MsgSnap && m.Snapshot != nil {
+		return fmt.Errorf("raft: %s message carries entries or a snapshot", m.Type)
+	}
+	return nil
 }

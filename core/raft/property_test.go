@@ -96,10 +96,19 @@ func TestCodecRoundTrip(t *testing.T) {
 			Reject: rapid.Bool().Draw(t, "reject"), RejectHint: rapid.Uint64().Draw(t, "hint"),
 			RejectTerm: rapid.Uint64().Draw(t, "rterm"),
 		}
-		for range rapid.IntRange(0, 4).Draw(t, "entries") {
-			m.Entries = append(m.Entries, Entry{Index: rapid.Uint64().Draw(t, "ei"), Term: rapid.Uint64().Draw(t, "et"), Data: data.Draw(t, "ed")})
-		}
-		if rapid.Bool().Draw(t, "snap") {
+		switch m.Type {
+		case MsgApp:
+			// A valid append: entries follow Index, terms between
+			// LogTerm and Term, never going back.
+			m.Index = rapid.Uint64Range(0, 1<<40).Draw(t, "index")
+			m.LogTerm = rapid.Uint64Range(0, 1<<20).Draw(t, "logterm")
+			m.Term = m.LogTerm + rapid.Uint64Range(0, 1<<20).Draw(t, "term")
+			term := m.LogTerm
+			for i := range rapid.IntRange(0, 4).Draw(t, "entries") {
+				term = rapid.Uint64Range(term, m.Term).Draw(t, "et")
+				m.Entries = append(m.Entries, Entry{Index: m.Index + 1 + uint64(i), Term: term, Data: data.Draw(t, "ed")})
+			}
+		case MsgSnap:
 			m.Snapshot = &Snapshot{Index: rapid.Uint64().Draw(t, "si"), Term: rapid.Uint64().Draw(t, "st"), Data: data.Draw(t, "sd")}
 		}
 		got, err := DecodeMessage(AppendMessage(nil, m))

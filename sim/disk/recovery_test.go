@@ -90,7 +90,7 @@ func TestRecoveryKeepsSynced(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, err := l.Append(batch, c.Header, 0, false)
+				res, err := l.Append(batch, c.Header, 0, 0, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -195,7 +195,7 @@ func TestRecoveryGap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := l.Append(batch, c.Header, 0, false)
+		res, err := l.Append(batch, c.Header, 0, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}

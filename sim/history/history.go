@@ -79,6 +79,8 @@ type Fetch struct {
 	HW       int64
 	LogStart int64
 	Records  []Rec // records at or after Offset, in response order
+	// LastEpoch is the leader epoch of the last batch returned (-1: none).
+	LastEpoch int32
 	// Behind: a whole batch before Offset came back, which a log read
 	// starting at Offset never returns.
 	Behind bool

@@ -2,12 +2,14 @@ package workload
 
 import (
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/sim/history"
+	"github.com/weirmq/weir/sim/rng"
 	"github.com/weirmq/weir/sim/sched"
 )
 
@@ -17,11 +19,14 @@ import (
 // what changed); without, every fetch is full and sessionless.
 type consumer struct {
 	*client
-	version  int16
-	sessions bool
-	maxWait  int32
-	minBytes int32
-	maxBytes int32
+	// validation draws when to check leader epochs, from its own stream
+	// so the consumer's other choices stay as they were.
+	validation *rng.Rand
+	version    int16
+	sessions   bool
+	maxWait    int32
+	minBytes   int32
+	maxBytes   int32
 
 	parts     []*cpart
 	forgotten []*cpart // removed since the last request, for the session
@@ -44,7 +49,7 @@ type cpart struct {
 }
 
 func newConsumer(w *World, name string) *consumer {
-	c := &consumer{client: newClient(w, name)}
+	c := &consumer{client: newClient(w, name), validation: w.rnd.Child(name + "/validation")}
 	c.version = c.client.version(4, 16)
 	c.sessions = c.version >= 7 && c.rnd.Coin()
 	c.maxWait = int32(c.rnd.Range(0, 500))
@@ -300,6 +305,9 @@ func (c *consumer) advance(cp *cpart, asked fetchPart, f *history.Fetch) {
 		cp.start, cp.hw = f.LogStart, f.HW
 		if n := len(f.Records); n > 0 {
 			cp.offset = f.Records[n-1].Offset + 1
+			if f.LastEpoch >= 0 && c.validation.Pick(8) == 0 {
+				c.validate(cp, f.LastEpoch)
+			}
 		}
 	case kerr.OffsetOutOfRange:
 		c.seek(cp)
@@ -308,4 +316,44 @@ func (c *consumer) advance(cp *cpart, asked fetchPart, f *history.Fetch) {
 			c.drop(cp)
 		}
 	}
+}
+
+// validate asks where the leader epoch of the last batch read ends, as a
+// KIP-320 consumer does after a leader change. Everything read is below the
+// high watermark, and acknowledged data is never truncated, so that epoch
+// must end at or after the position reached: an earlier end would tell a
+// real client its log was truncated under it.
+func (c *consumer) validate(cp *cpart, epoch int32) {
+	t := c.w.topic(cp.topic)
+	if t == nil || t.ID != cp.id {
+		return
+	}
+	id, position := t.ID, cp.offset
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(int16(2 + c.validation.Pick(3)))
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = cp.topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = cp.partition, -1, epoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	c.do(req, false, func(r reply) {
+		if r.err != nil {
+			return
+		}
+		resp := r.resp.(*kmsg.OffsetForLeaderEpochResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			c.w.fail("protocol", fmt.Sprintf("%s: OffsetForLeaderEpoch answered %d topics for 1", c.name, len(resp.Topics)))
+			return
+		}
+		p := resp.Topics[0].Partitions[0]
+		if now := c.w.topic(cp.topic); p.ErrorCode != 0 || now == nil || now.ID != id {
+			return // refused, or the topic was deleted or recreated meanwhile
+		}
+		if p.EndOffset < position || p.LeaderEpoch != epoch {
+			c.w.fail("leader-epochs", fmt.Sprintf("%s: %s[%d]: leader epoch %d of the batch read up to %d ends at (%d, %d) by OffsetForLeaderEpoch",
+				c.name, cp.topic, cp.partition, epoch, position, p.LeaderEpoch, p.EndOffset))
+		}
+	})
 }

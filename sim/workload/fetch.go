@@ -82,16 +82,18 @@ var errCorrupt = errors.New("corrupt batch")
 // decodeRecords decodes the batches of one partition's records, keeping
 // those at or after from. A batch that fails its CRC is errCorrupt; the
 // caller knows whether a fault was injected.
-func decodeRecords(data []byte, from int64) (out []history.Rec, behind bool, err error) {
+func decodeRecords(data []byte, from int64) (out []history.Rec, behind bool, lastEpoch int32, err error) {
+	lastEpoch = -1
 	for len(data) > 0 {
 		h, size, err := record.ScanOne(data)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %v", errCorrupt, err)
+			return nil, false, -1, fmt.Errorf("%w: %v", errCorrupt, err)
 		}
 		recs, err := record.Records(data[:size])
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %v", errCorrupt, err)
+			return nil, false, -1, fmt.Errorf("%w: %v", errCorrupt, err)
 		}
+		lastEpoch = h.PartitionLeaderEpoch
 		behind = behind || h.LastOffset() < from
 		for _, r := range recs {
 			if r.Offset >= from {
@@ -100,14 +102,14 @@ func decodeRecords(data []byte, from int64) (out []history.Rec, behind bool, err
 		}
 		data = data[size:]
 	}
-	return out, behind, nil
+	return out, behind, lastEpoch, nil
 }
 
 // fetchOp turns one partition's answer into a history operation, or
 // reports corruption: with flipped (an injected fault) the caller just
 // retries; without, the broker served a bad batch, which is a failure.
 func (w *World) fetchOp(c *client, req fetchPart, fp fetchedPart, byID bool, call int64, flipped, final bool) (*history.Fetch, bool) {
-	recs, behind, err := decodeRecords(fp.resp.RecordBatches, req.offset)
+	recs, behind, lastEpoch, err := decodeRecords(fp.resp.RecordBatches, req.offset)
 	if err != nil {
 		if !flipped {
 			w.fail("corruption", fmt.Sprintf("%s: fetch of %s[%d] at %d returned a batch that fails its check with no fault injected: %v",
@@ -119,7 +121,7 @@ func (w *World) fetchOp(c *client, req fetchPart, fp fetchedPart, byID bool, cal
 		Client: c.idx, Consumer: c.name, Topic: req.topic, TopicID: req.id, ByID: byID,
 		Partition: fp.partition, Offset: req.offset, Call: call, Return: w.Loop.Now(),
 		ErrCode: fp.resp.ErrorCode, HW: fp.resp.HighWatermark, LogStart: fp.resp.LogStartOffset,
-		Records: recs, Behind: behind, Limited: min(fp.budget, int64(req.maxBytes)) < maxBatchBytes, Final: final,
+		Records: recs, LastEpoch: lastEpoch, Behind: behind, Limited: min(fp.budget, int64(req.maxBytes)) < maxBatchBytes, Final: final,
 	}
 	return f, true
 }
