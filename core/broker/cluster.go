@@ -365,7 +365,9 @@ func (n *Node) readyPersisted() {
 		if !c.caughtUp && c.applied >= c.bootLast {
 			c.caughtUp = true
 		}
-		n.reconcile()
+		if c.caughtUp {
+			n.reconcile()
+		}
 		n.checkLeadership()
 		n.maybeCompact()
 		if r := &c.reg; r.epoch == 0 && !r.inFlight {

@@ -95,6 +95,10 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 	if err := n.recoverPartitions(fs, provisional); err != nil {
 		return nil, err
 	}
+	if n.cluster.caughtUp {
+		// A snapshot covered the whole log: nothing to replay.
+		n.reconcile()
+	}
 	n.nextRetentionMonoNs = now.MonoNs + cfg.RetentionCheckIntervalMs*1e6
 	n.log.Info("recovered", "topics", len(n.topics.sorted), "metadata_index", n.cluster.bootLast)
 	return n, nil

@@ -5,12 +5,13 @@ package broker
 //
 // At boot the node opens the partition directories that the metadata it
 // stored (committed or not) assigns to it, under topics clients cannot see
-// yet. As the committed log is replayed, topics in the image become
-// visible, new replicas get new logs, and deleted topics lose their
-// directories. Directories the image does not account for are removed only
-// once the node has applied everything it stored before the crash: before
-// that, a topic might only seem unknown because its record is not replayed
-// yet.
+// yet. Reconciling starts once the node has applied everything it stored
+// before the crash (or the leader's log that replaced it): an image half
+// replayed may still name an older topic that a later record replaced,
+// and reconciling against it would remove the newer topic's data. From
+// then on, topics in the image become visible, new replicas get new logs,
+// deleted topics lose their directories, and directories the image does
+// not account for are removed.
 
 import (
 	"slices"
@@ -27,9 +28,7 @@ func (n *Node) reconcile() {
 		if ok && it.Name == t.name {
 			continue
 		}
-		if t.visible || n.cluster.caughtUp {
-			n.dropTopic(t)
-		}
+		n.dropTopic(t)
 	}
 	for _, it := range img.Topics() {
 		t := n.topics.byID[it.ID]
@@ -59,7 +58,7 @@ func (n *Node) reconcile() {
 			}
 		}
 	}
-	if n.cluster.caughtUp && len(n.orphanDirs) > 0 {
+	if len(n.orphanDirs) > 0 {
 		for _, dir := range n.orphanDirs {
 			n.log.Info("removing a partition directory the metadata does not know", "dir", dir)
 			n.emit(port.DiskOp{ID: n.newOpID(opRef{}), Kind: port.OpRemoveAll, Lane: dir, Path: dir})
