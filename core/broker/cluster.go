@@ -383,10 +383,11 @@ func (n *Node) maybeCompact() {
 	if c.compacting != nil || c.persisting != nil || c.store.Size() < n.cfg.MetadataSnapshotBytes {
 		return
 	}
-	snap := raft.Snapshot{Index: c.applied, Term: c.raft.Status().Term, Data: c.image.Snapshot()}
-	if t, ok := c.raft.TermAt(c.applied); ok {
-		snap.Term = t
+	term, ok := c.raft.TermAt(c.applied)
+	if !ok {
+		return // a newer snapshot from the leader is being installed
 	}
+	snap := raft.Snapshot{Index: c.applied, Term: term, Data: c.image.Snapshot()}
 	ops := c.store.Compact(snap)
 	if len(ops) == 0 {
 		return // the stored snapshot is already as new

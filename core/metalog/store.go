@@ -129,7 +129,9 @@ func (s *Store) Save(rd raft.Ready) []port.DiskOp {
 			panic(fmt.Sprintf("metalog: entries from %d do not fit the log [%d, %d] after snapshot %d",
 				first, s.snap.Index+1, s.LastIndex(), s.snap.Index))
 		}
-		s.entries = append(s.entries[:first-s.snap.Index-1:first-s.snap.Index-1], rd.Entries...)
+		// The store's array is its own (Recover hands out a copy), so
+		// entries may be appended to it or overwrite its tail in place.
+		s.entries = append(s.entries[:first-s.snap.Index-1], rd.Entries...)
 	}
 	if rd.HardState != nil {
 		s.hs = *rd.HardState

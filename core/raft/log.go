@@ -74,6 +74,13 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	if first <= l.snap.Index || first > l.lastIndex()+1 {
 		panic(fmt.Sprintf("raft: append at %d to log [%d, %d]", first, l.firstIndex(), l.lastIndex()))
 	}
+	if first == l.lastIndex()+1 {
+		// Appending after the end writes past the length of every slice
+		// handed out (slice caps their capacity), so it can share the array.
+		l.entries = append(l.entries, ents...)
+		return
+	}
+	// Replacing a tail: copy, since entries handed out may alias it.
 	l.entries = append(l.entries[:first-l.firstIndex():first-l.firstIndex()], ents...)
 }
 

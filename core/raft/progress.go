@@ -27,6 +27,8 @@ type progress struct {
 	// recentActive: heard from since the last check-quorum round.
 	recentActive bool
 	learner      bool
+	// snapshotWaits counts heartbeat answers while a snapshot is out.
+	snapshotWaits int
 }
 
 const maxInflightMsgs = 64
@@ -48,7 +50,7 @@ func (p *progress) becomeReplicate() {
 
 func (p *progress) becomeSnapshot(index uint64) {
 	p.state, p.paused, p.inflight = snapshot, true, p.inflight[:0]
-	p.next = index + 1
+	p.next, p.snapshotWaits = index+1, 0
 }
 
 // canSend reports whether another append may go out now.

@@ -96,7 +96,7 @@ func New(cfg Config, hs HardState, snap Snapshot, entries []Entry) *Raft {
 			panic(fmt.Sprintf("raft: stored entry %d at position of index %d", e.Index, snap.Index+1+uint64(i)))
 		}
 	}
-	r.log.entries = entries
+	r.log.entries = slices.Clone(entries) // the caller's array is its own
 	r.persisted = HardState{Term: r.term, Vote: r.vote}
 	r.commit, r.applied = snap.Index, snap.Index
 	r.stable = r.log.lastIndex()
@@ -189,8 +189,9 @@ func (r *Raft) Tick() {
 		r.campaign()
 		return
 	}
-	// A learner that hears from no leader announces itself to the voters;
-	// whichever leads adopts it.
+	// A learner that hears from no leader forgets the one it knew and
+	// announces itself to the voters; whichever leads adopts it.
+	r.lead = None
 	for _, id := range r.voters {
 		r.send(Message{Type: MsgAppResp, To: id, Reject: true, Index: r.log.lastIndex(),
 			RejectHint: r.log.lastIndex(), RejectTerm: r.log.lastTerm()})
@@ -535,10 +536,12 @@ func (r *Raft) stepLeader(m Message) {
 			pr.paused = false
 		case pr.state == snapshot:
 			// The follower is alive but has not acknowledged the
-			// snapshot: it may have been lost. Probe again; a follower
-			// still missing the entries rejects, and the snapshot goes
-			// out anew.
-			pr.becomeProbe()
+			// snapshot for an election timeout: it may have been lost.
+			// Probe again; a follower still missing the entries rejects,
+			// and the snapshot goes out anew.
+			if pr.snapshotWaits++; pr.snapshotWaits*r.cfg.HeartbeatTicks >= r.cfg.ElectionTicks {
+				pr.becomeProbe()
+			}
 		case pr.state == replicate && !pr.canSend():
 			// Appends may have been lost with the pipeline full; free a
 			// slot so the next append exposes the gap and resets it.

@@ -87,12 +87,12 @@ type Message struct {
 // ErrNotLeader is returned by Propose on a node that is not the leader.
 var ErrNotLeader = errors.New("raft: not the leader")
 
-// Ready is what the host must do next, in this order: persist Snapshot (it
-// replaces the whole log), then write Entries (the first may overwrite the
-// tail of the stored log from its index on), then HardState, and make all
-// of it durable; only then send Messages and apply Committed (after
-// restoring the state machine from Snapshot, when there is one); finally
-// call Advance with this Ready.
+// Ready is what the host must do next: persist Snapshot (it replaces the
+// whole log), Entries (the first may overwrite the tail of the stored log
+// from its index on) and HardState, in any order a crash cannot mix up
+// (metalog writes the hard state first), and make all of it durable; only
+// then send Messages and apply Committed (after restoring the state
+// machine from Snapshot, when there is one); finally call Advance.
 type Ready struct {
 	HardState *HardState
 	Snapshot  *Snapshot
