@@ -19,10 +19,7 @@ import (
 // lands, a partition's ISR starts as its leader alone: followers join it
 // only once they have really caught up.
 func (c *Controller) createTopics(req *kmsg.CreateTopicsRequest, resp *kmsg.CreateTopicsResponse, reply func(kmsg.Response)) {
-	seen := map[string]int{}
-	for _, rt := range req.Topics {
-		seen[rt.Topic]++
-	}
+	seen := countNames(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	bar := newBarrier(func() { reply(resp) })
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
@@ -50,18 +47,9 @@ func (c *Controller) createTopics(req *kmsg.CreateTopicsRequest, resp *kmsg.Crea
 			v := overrides[k]
 			recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{Resource: metadata.ResourceTopic, Name: rt.Topic, Key: k, Value: &v}})
 		}
-		finish := bar.add()
-		if !c.propose(recs, func(committed bool) {
-			if !committed {
-				setErr(&out.ErrorCode, &out.ErrorMessage, fmt.Errorf("%w: leadership moved before the topic was committed", kerr.NotController))
-				out.NumPartitions, out.ReplicationFactor, out.TopicID = -1, -1, [16]byte{}
-			}
-			finish()
-		}) {
-			setErr(&out.ErrorCode, &out.ErrorMessage, kerr.NotController)
+		c.commitItem(bar, recs, "the topic", &out.ErrorCode, &out.ErrorMessage, func() {
 			out.NumPartitions, out.ReplicationFactor, out.TopicID = -1, -1, [16]byte{}
-			finish()
-		}
+		})
 	}
 	bar.release()
 }
@@ -394,26 +382,15 @@ func (c *Controller) deleteTopics(req *kmsg.DeleteTopicsRequest, resp *kmsg.Dele
 			out.Topic = &name
 		}
 		out.TopicID = t.ID
-		finish := bar.add()
-		if !c.propose([]metadata.Record{{RemoveTopic: &metadata.RemoveTopicRecord{ID: t.ID}}}, func(committed bool) {
-			if !committed {
-				setErr(&out.ErrorCode, &out.ErrorMessage, fmt.Errorf("%w: leadership moved before the deletion was committed", kerr.NotController))
-			}
-			finish()
-		}) {
-			setErr(&out.ErrorCode, &out.ErrorMessage, kerr.NotController)
-			finish()
-		}
+		c.commitItem(bar, []metadata.Record{{RemoveTopic: &metadata.RemoveTopicRecord{ID: t.ID}}}, "the deletion",
+			&out.ErrorCode, &out.ErrorMessage, nil)
 	}
 	bar.release()
 }
 
 // createPartitions handles CreatePartitions.
 func (c *Controller) createPartitions(req *kmsg.CreatePartitionsRequest, resp *kmsg.CreatePartitionsResponse, reply func(kmsg.Response)) {
-	seen := map[string]int{}
-	for _, rt := range req.Topics {
-		seen[rt.Topic]++
-	}
+	seen := countNames(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	bar := newBarrier(func() { reply(resp) })
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
@@ -467,16 +444,39 @@ func (c *Controller) createPartitions(req *kmsg.CreatePartitionsRequest, resp *k
 		if req.ValidateOnly {
 			continue
 		}
-		finish := bar.add()
-		if !c.propose(c.newPartitions(t.ID, have, assignment), func(committed bool) {
-			if !committed {
-				setErr(&out.ErrorCode, &out.ErrorMessage, fmt.Errorf("%w: leadership moved before the partitions were committed", kerr.NotController))
-			}
-			finish()
-		}) {
-			setErr(&out.ErrorCode, &out.ErrorMessage, kerr.NotController)
-			finish()
-		}
+		c.commitItem(bar, c.newPartitions(t.ID, have, assignment), "the partitions", &out.ErrorCode, &out.ErrorMessage, nil)
 	}
 	bar.release()
+}
+
+// commitItem proposes the batch for one item of a request and makes bar
+// wait for it. If the batch cannot commit, the item gets NOT_CONTROLLER
+// (the client retries) and undo clears what the reply had promised.
+func (c *Controller) commitItem(bar *barrier, recs []metadata.Record, what string, code *int16, msg **string, undo func()) {
+	finish := bar.add()
+	fail := func(err error) {
+		setErr(code, msg, err)
+		if undo != nil {
+			undo()
+		}
+		finish()
+	}
+	if !c.propose(recs, func(committed bool) {
+		if !committed {
+			fail(fmt.Errorf("%w: leadership moved before %s was committed", kerr.NotController, what))
+			return
+		}
+		finish()
+	}) {
+		fail(kerr.NotController)
+	}
+}
+
+// countNames counts how often each of n names occurs.
+func countNames(n int, name func(int) string) map[string]int {
+	seen := make(map[string]int, n)
+	for i := range n {
+		seen[name(i)]++
+	}
+	return seen
 }

@@ -406,21 +406,12 @@ func (ar *asyncRun) schedule(t *rapid.T, steps int) {
 
 // finishRun heals everything, requires the cluster to converge (liveness),
 // and a proposal after healing to commit everywhere.
-func (ar *asyncRun) finishRun(t *rapid.T) {
+func (ar *asyncRun) finishRun() {
 	c := ar.c
 	c.checkLogMatching()
 	c.slow = None
 	c.flush()
-	c.stabilize(300)
-	c.checkLogMatching()
-	lead, _ := c.leader()
-	if !c.propose(lead, "final") {
-		t.Fatalf("leader %d refused a proposal", lead)
-	}
-	c.stabilize(50)
-	if last := c.committed[c.nodes[lead].r.log.lastIndex()]; string(last.Data) != "final" {
-		t.Fatalf("final proposal not applied: %+v", last)
-	}
+	c.requireLiveAfterHeal(300)
 }
 
 // TestRaftSafetyAsyncPersistence drives asyncClusters through random
@@ -440,7 +431,7 @@ func TestRaftSafetyAsyncPersistence(t *testing.T) {
 			c.slowSkip = func() bool { return ar.rng.IntN(10) != 0 }
 		}
 		ar.schedule(t, 300+ar.rng.IntN(1500))
-		ar.finishRun(t)
+		ar.finishRun()
 	})
 }
 
@@ -500,7 +491,7 @@ func TestRaftDivergenceWhileReadyPending(t *testing.T) {
 		c.cut = map[[2]port.NodeID]bool{}
 		c.slowSkip = func() bool { return rng.IntN(4) != 0 }
 		ar.schedule(t, 100+rng.IntN(600))
-		ar.finishRun(t)
+		ar.finishRun()
 	})
 }
 
@@ -520,6 +511,6 @@ func TestRaftSnapshotsWhileReadyPending(t *testing.T) {
 		}
 		c.slowSkip = func() bool { return rng.IntN(6) != 0 }
 		ar.schedule(t, 300+rng.IntN(1200))
-		ar.finishRun(t)
+		ar.finishRun()
 	})
 }

@@ -371,3 +371,20 @@ func (c *testCluster) converged(lead port.NodeID) bool {
 	}
 	return true
 }
+
+// requireLiveAfterHeal heals everything and requires the cluster to
+// converge within rounds, logs to match, and a proposal made after the
+// heal to commit everywhere.
+func (c *testCluster) requireLiveAfterHeal(rounds int) {
+	c.stabilize(rounds)
+	c.checkLogMatching()
+	lead, _ := c.leader()
+	if !c.propose(lead, "final") {
+		c.fail("leader %d refused a proposal", lead)
+		return
+	}
+	c.stabilize(50)
+	if last := c.committed[c.nodes[lead].r.log.lastIndex()]; string(last.Data) != "final" {
+		c.fail("final proposal not applied: %+v", last)
+	}
+}

@@ -70,17 +70,7 @@ func TestRaftSafetyUnderFaults(t *testing.T) {
 			}
 		}
 		c.checkLogMatching()
-		c.stabilize(200)
-		c.checkLogMatching()
-		// A proposal after healing commits everywhere.
-		lead, _ := c.leader()
-		if !c.propose(lead, "final") {
-			t.Fatalf("leader %d refused a proposal", lead)
-		}
-		c.stabilize(50)
-		if last := c.committed[c.nodes[lead].r.log.lastIndex()]; string(last.Data) != "final" {
-			t.Fatalf("final proposal not applied: %+v", last)
-		}
+		c.requireLiveAfterHeal(200)
 	})
 }
 
