@@ -62,6 +62,7 @@ type cluster struct {
 	// leaderTermStart is the index of this node's first entry as leader
 	// in its term; the controller activates once it is applied.
 	leaderTermStart uint64
+	leaderTerm      uint64
 	applied         uint64
 	// knownLeader is the Raft leader as last seen, to notice changes.
 	knownLeader port.NodeID
@@ -241,16 +242,22 @@ func (n *Node) checkLeadership() {
 		c.knownLeader = st.Leader
 		n.failCalls(kerr.NotController)
 	}
-	if st.Role != raft.Leader {
-		c.leaderTermStart = 0
+	if st.Role != raft.Leader || st.Term != c.leaderTerm {
+		// Not leading, or leading in a term this node has not
+		// activated for (leadership lost and won back between two
+		// checks): the controller's view belongs to an older term.
+		c.leaderTermStart, c.leaderTerm = 0, 0
 		if c.ctrl.Active() {
 			n.log.Info("no longer the active controller", "term", st.Term)
 			c.ctrl.Deactivate()
 		}
 		n.failWaiting()
-		return
+		if st.Role != raft.Leader {
+			return
+		}
 	}
 	if c.leaderTermStart == 0 {
+		c.leaderTerm = st.Term
 		c.leaderTermStart = st.LastIndex // the empty entry of the new term
 	}
 	if !c.ctrl.Active() && c.applied >= c.leaderTermStart {
