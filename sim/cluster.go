@@ -25,6 +25,7 @@ import (
 	"github.com/weirmq/weir/core/config"
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/port"
+	"github.com/weirmq/weir/core/raft"
 	"github.com/weirmq/weir/sim/check"
 	"github.com/weirmq/weir/sim/disk"
 	"github.com/weirmq/weir/sim/fault"
@@ -62,6 +63,12 @@ type clusterRun struct {
 	controller int
 	lostAt     sched.Time
 	gaps       []sched.Time
+
+	// heardAt[i][j] is when node i last took a Raft message from node j;
+	// leading[i] since when node i has led; electionTimeout the quorum's.
+	heardAt         [][]sched.Time
+	leading         []leadSpan
+	electionTimeout sched.Time
 }
 
 // startCluster builds the cluster run's world on r's loop and trace.
@@ -72,6 +79,12 @@ func (r *run) startCluster(seed uint64) {
 		bootPending: make([]bool, cfg.Nodes), restarting: make([]bool, cfg.Nodes)}
 	r.cluster = c
 	c.log = check.NewMetaLog(r.fail)
+	c.heardAt = make([][]sched.Time, cfg.Nodes)
+	for i := range c.heardAt {
+		c.heardAt[i] = make([]sched.Time, cfg.Nodes)
+	}
+	c.leading = make([]leadSpan, cfg.Nodes)
+	c.electionTimeout = sched.Time(parseInt(cfg.Cluster["controller.quorum.election.timeout.ms"])) * sched.Millisecond
 	c.net = network.New(c.loop, rng.New(seed, "net"), cfg.Net, c.counts, c.tr)
 	var voters []string
 	for i := range cfg.Voters {
@@ -129,6 +142,7 @@ func (r *run) startCluster(seed uint64) {
 	for i := range c.nodes {
 		c.boot(i)
 	}
+	c.checkLeases()
 	c.loop.After(sched.Second, func() { c.chaos(r) })
 }
 
@@ -140,9 +154,61 @@ func (c *clusterRun) sendPeer(from int, e port.SendPeer) {
 	if m, ok := broker.PeerRaftMessage(e.Data); ok {
 		c.log.Sent(from+1, m)
 	}
+	_, isRaft := broker.PeerRaftMessage(e.Data)
 	dst := c.nodes[to]
 	inc := dst.Incarnation()
-	c.net.Peer(from, to, len(e.Data), func() { dst.Peer(inc, port.NodeID(from+1), e.Data) })
+	c.net.Peer(from, to, len(e.Data), func() {
+		if isRaft && dst.Running() && dst.Incarnation() == inc {
+			c.heardAt[to][from] = c.loop.Now()
+		}
+		dst.Peer(inc, port.NodeID(from+1), e.Data)
+	})
+}
+
+// checkLeases fails the run when a node acts as the leader (the active
+// controller) without having heard from a quorum of voters for longer than
+// check-quorum allows: two election timeouts, plus slack for a tick and
+// the network. Past that, the other side may have elected a controller in
+// a higher term, and two nodes would act as controller at once.
+func (c *clusterRun) checkLeases() {
+	now := c.loop.Now()
+	for i, n := range c.nodes {
+		b := n.Broker()
+		if b == nil || n.Paused() {
+			c.leading[i] = leadSpan{}
+			continue
+		}
+		st := b.RaftStatus()
+		if st.Role != raft.Leader {
+			c.leading[i] = leadSpan{}
+			continue
+		}
+		if c.leading[i].term != st.Term {
+			c.leading[i] = leadSpan{term: st.Term, since: now}
+		}
+		window := 5 * c.electionTimeout / 2
+		if now-c.leading[i].since < window {
+			continue
+		}
+		heard := 0
+		for v := range c.cfg.Voters {
+			if v == i || now-c.heardAt[i][v] <= window {
+				heard++
+			}
+		}
+		if heard < c.cfg.Voters/2+1 {
+			c.fail(check.Failure{Checker: "controller-lease", Claim: check.Claim6, Msg: fmt.Sprintf(
+				"node %d still leads term %d but heard from only %d of %d voters in the last %s", i+1, st.Term, heard, c.cfg.Voters, dur(window))})
+			return
+		}
+	}
+	c.loop.After(50*sched.Millisecond, c.checkLeases)
+}
+
+// leadSpan is since when a node has led in a term.
+type leadSpan struct {
+	term  uint64
+	since sched.Time
 }
 
 func (c *clusterRun) newController(node int, term uint64) {
@@ -171,7 +237,7 @@ func (c *clusterRun) boot(i int) {
 		c.fail(check.Failure{Checker: "recovery", Claim: check.Claim6 + " (recovery must succeed)", Msg: fmt.Sprintf("node %d: %v", i+1, err)})
 		return
 	}
-	c.log.Booted(i+1, c.nodes[i].Broker().RaftTerm())
+	c.log.Booted(i+1, c.nodes[i].Broker().RaftStatus().Term)
 }
 
 func (c *clusterRun) restartIn(i int, d sched.Time) {

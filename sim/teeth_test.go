@@ -39,6 +39,7 @@ var clusterBugs = map[bugs.Bug]bool{
 	bugs.StaleLeaderAccepted:  true,
 	bugs.LeaderEpochNotBumped: true,
 	bugs.VoteNotPersisted:     true,
+	bugs.NoCheckQuorum:        true,
 }
 
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that

@@ -97,8 +97,8 @@ type Observer struct {
 // Observe installs o (the simulator's checkers).
 func (n *Node) Observe(o Observer) { n.cluster.observer = o }
 
-// RaftTerm is the node's current Raft term.
-func (n *Node) RaftTerm() uint64 { return n.cluster.raft.Status().Term }
+// RaftStatus is the node's Raft state, for the simulator's checkers.
+func (n *Node) RaftStatus() raft.Status { return n.cluster.raft.Status() }
 
 // MetadataImage returns the index the node applied its metadata log to and
 // its image's snapshot bytes, for comparing nodes.

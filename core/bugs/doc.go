@@ -72,6 +72,10 @@ const (
 	// storing the hard state: a restarted node votes again in a term it
 	// already voted in, and two controllers win one term (claim 6).
 	VoteNotPersisted
+	// NoCheckQuorum keeps a Raft leader leading when it no longer hears
+	// from a quorum: cut off, it goes on acting as the active controller
+	// while the others elect a new one (claim 6).
+	NoCheckQuorum
 
 	numBugs
 )
@@ -90,6 +94,7 @@ var names = [...]string{
 	StaleLeaderAccepted:       "StaleLeaderAccepted",
 	LeaderEpochNotBumped:      "LeaderEpochNotBumped",
 	VoteNotPersisted:          "VoteNotPersisted",
+	NoCheckQuorum:             "NoCheckQuorum",
 }
 
 func (b Bug) String() string {
