@@ -10,9 +10,13 @@ package sim
 // succeeds, every node's image converges, and every acknowledged metadata
 // operation is in it (claims 6 and 7).
 //
-// Records are not produced in cluster runs yet: partitions are not
-// replicated until the replication issue, so data workloads run on
-// single-node seeds only.
+// The single-node workloads (producers, consumers, groups, the admin
+// client) run too, against one broker (node 1, or the first broker when the
+// voters are controller-only), which every partition they create is
+// assigned to: partitions are not replicated until the replication issue,
+// and the clients do not route by leader yet. That node is crashed, paused,
+// cut off and fenced like any other, so claims 1, 2, 3 and 5 are checked
+// on a broker whose metadata comes from the quorum.
 
 import (
 	"bytes"
@@ -69,6 +73,10 @@ type clusterRun struct {
 	heardAt         [][]sched.Time
 	leading         []leadSpan
 	electionTimeout sched.Time
+	// dataNode is the node the data workload talks to and pins its
+	// partitions to: node 1, or the first broker when the voters are
+	// controller-only.
+	dataNode int
 }
 
 // startCluster builds the cluster run's world on r's loop and trace.
@@ -133,17 +141,44 @@ func (r *run) startCluster(seed uint64) {
 		c.nodes = append(c.nodes, n)
 		netNodes = append(netNodes, n)
 	}
-	c.world = workload.NewWorld(c.loop, c.net, nil, &c.hist, rng.New(seed, "workload"), cfg.Workload, c.counts, c.tr,
+	if cfg.DedicatedControllers {
+		c.dataNode = cfg.Voters // the first broker
+	}
+	wcfg := cfg.Workload
+	wcfg.PinTo, wcfg.ForeignPrefix = int32(c.dataNode+1), workload.MetaPrefix
+	c.world = workload.NewWorld(c.loop, c.net, netNodes[c.dataNode], &r.hist, rng.New(seed, "workload"), wcfg, c.counts, c.tr,
 		func(checker, msg string) {
 			r.fail(check.Failure{Checker: checker, Claim: clientClaim(checker), Msg: msg})
 		})
+	r.world, r.node = c.world, c.nodes[c.dataNode]
+	r.hist.Observe(check.NewMonitor(&r.hist, r.fail))
 	c.meta = workload.NewMeta(c.world, netNodes, c.brokers())
 	r.tr.Add("sim", "config:\n"+cfg.String())
 	for i := range c.nodes {
 		c.boot(i)
 	}
 	c.checkLeases()
-	c.loop.After(sched.Second, func() { c.chaos(r) })
+	c.setup(r)
+}
+
+// setup waits for the cluster to form (every broker registered and
+// unfenced), creates the workload's topics, then starts the chaos.
+func (c *clusterRun) setup(r *run) {
+	if _, ok := c.converged(); !ok {
+		c.loop.After(100*sched.Millisecond, func() { c.setup(r) })
+		return
+	}
+	c.world.Setup(c.cfg.Topics, func() { c.chaos(r) })
+}
+
+// crash ends node i's process, noting crashes of the data node in the
+// history: the group coordinator's state is in memory only.
+func (c *clusterRun) crash(i int, kind proc.CrashKind) {
+	if i == c.dataNode && c.nodes[i].Running() {
+		c.r.hist.Crash(c.loop.Now())
+	}
+	c.lose(i)
+	c.nodes[i].Crash(kind)
 }
 
 func (c *clusterRun) sendPeer(from int, e port.SendPeer) {
@@ -259,8 +294,7 @@ func (c *clusterRun) storageError(i int) {
 		c.restarting[i] = false
 		d := c.nodes[i].Disk
 		d.Faults = false
-		c.lose(i)
-		c.nodes[i].Crash(proc.OperatorRestart)
+		c.crash(i, proc.OperatorRestart)
 		c.boot(i)
 		c.loop.After(cfg.DiskGrace, func() {
 			if c.r.phase == phaseChaos {
@@ -284,7 +318,7 @@ func (c *clusterRun) chaos(r *run) {
 		n.Disk.Faults = true
 	}
 	c.net.Jitter = c.cfg.Jitter
-	c.world.Active(true)
+	c.world.Start()
 	c.meta.Start()
 	cfg := c.cfg
 	r.every(cfg.CrashEvery, func() {
@@ -296,8 +330,7 @@ func (c *clusterRun) chaos(r *run) {
 		if c.nem.Chance(cfg.MachineCrash) {
 			kind = proc.MachineCrash
 		}
-		c.lose(i)
-		c.nodes[i].Crash(kind)
+		c.crash(i, kind)
 		c.restartIn(i, c.nem.Range(cfg.RestartAfter[0], cfg.RestartAfter[1]))
 	})
 	r.every(cfg.PauseEvery, func() {
@@ -348,7 +381,7 @@ func (c *clusterRun) heal(r *run) {
 	}
 	c.net.Jitter = false
 	c.net.Heal()
-	c.world.Active(false)
+	c.world.Stop()
 	probed := false
 	c.meta.Probe(func() {
 		probed = true
@@ -359,7 +392,12 @@ func (c *clusterRun) heal(r *run) {
 			return
 		}
 		msg := fmt.Sprintf("the nodes' metadata images did not converge within %s of the heal: %s", dur(c.cfg.LivenessBound), c.describeNodes())
-		if !probed {
+		switch {
+		case c.healedIn >= 0 && r.final == nil:
+			msg = fmt.Sprintf("some partition took no write or served none back within %s of the heal", dur(c.cfg.LivenessBound))
+		case c.healedIn >= 0:
+			msg = fmt.Sprintf("%d idempotent batches still unacknowledged %s after the heal", r.world.Unfinished(), dur(c.cfg.LivenessBound))
+		case !probed:
 			msg = fmt.Sprintf("no metadata operation succeeded within %s of the heal: %s", dur(c.cfg.LivenessBound), c.describeNodes())
 		}
 		c.fail(check.Failure{Checker: "liveness", Claim: check.Claim7, Msg: msg})
@@ -406,14 +444,20 @@ func (c *clusterRun) awaitConvergence(r *run) {
 	}
 	final := map[string]int32{}
 	for _, t := range img.Topics() {
-		final[t.Name] = int32(len(t.Partitions))
+		if strings.HasPrefix(t.Name, workload.MetaPrefix) {
+			final[t.Name] = int32(len(t.Partitions)) // the metadata workload's
+		}
 	}
 	for _, f := range check.MetadataOps(c.meta.Ops, final) {
 		c.fail(f)
 	}
-	c.r.phase = phaseDone
-	c.world.Halt()
-	c.tr.Add("sim", "done")
+	// Then the data: every partition writable and readable, producers
+	// settled, and everything read back.
+	c.world.Probe(func(topics []history.FinalTopic) {
+		r.final = topics
+		c.tr.Addf("sim", "every partition writable and readable %s after the heal", dur(c.loop.Now()-c.healAt))
+		r.awaitProducers()
+	})
 }
 
 // brokers is how many nodes have the broker role.

@@ -143,9 +143,6 @@ func Run(seed uint64, opts Options) (res *Result) {
 	if len(r.failures) == 0 && r.phase != phaseDone {
 		r.fail(check.Failure{Checker: "run", Claim: claim7Final, Msg: fmt.Sprintf("the run did not finish by %s (phase %d)", dur(limit), r.phase)})
 	}
-	if r.cluster != nil {
-		return res // its checks ran as it went (see cluster.go)
-	}
 	res.checkInput = check.Input{
 		History: &r.hist, Final: r.final, FinalRead: r.finalRead,
 		Retention: cfg.retention, MaxBrokerWallMs: r.node.MaxWallMs(),

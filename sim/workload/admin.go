@@ -77,6 +77,14 @@ func (a *admin) create(t *Topic, configs map[string]string, done func(bool)) {
 	rt.Topic = t.Name
 	rt.NumPartitions = t.Partitions
 	rt.ReplicationFactor = []int16{-1, 1}[a.rnd.Pick(2)]
+	if pin := a.w.cfg.PinTo; pin != 0 {
+		rt.NumPartitions, rt.ReplicationFactor = -1, -1
+		for p := range t.Partitions {
+			ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			ra.Partition, ra.Replicas = p, []int32{pin}
+			rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+		}
+	}
 	keys := make([]string, 0, len(configs))
 	for k := range configs {
 		keys = append(keys, k)
@@ -183,6 +191,13 @@ func (a *admin) addPartitions() {
 	req.TimeoutMillis = 10000
 	rt := kmsg.NewCreatePartitionsRequestTopic()
 	rt.Topic, rt.Count = t.Name, count
+	if pin := a.w.cfg.PinTo; pin != 0 {
+		for range count - t.Partitions {
+			ra := kmsg.NewCreatePartitionsRequestTopicAssignment()
+			ra.Replicas = []int32{pin}
+			rt.Assignment = append(rt.Assignment, ra)
+		}
+	}
 	req.Topics = append(req.Topics, rt)
 	op := &history.Admin{Kind: history.CreatePartitions, Topic: t.Name, TopicID: t.ID, Partitions: count}
 	a.w.History.StartAdmin(op)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,7 +35,7 @@ func (f *final) metadata(done func()) {
 		}
 		f.topics = f.topics[:0]
 		for _, mt := range resp.Topics {
-			if mt.Topic == nil {
+			if mt.Topic == nil || f.w.cfg.ForeignPrefix != "" && strings.HasPrefix(*mt.Topic, f.w.cfg.ForeignPrefix) {
 				continue
 			}
 			if mt.ErrorCode != 0 {

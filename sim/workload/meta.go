@@ -11,6 +11,9 @@ import (
 	"github.com/weirmq/weir/sim/sched"
 )
 
+// MetaPrefix starts the names of the metadata workload's topics.
+const MetaPrefix = "meta-"
+
 // Meta is the metadata workload of a cluster run: CreateTopics,
 // DeleteTopics and CreatePartitions sent to random nodes (which forward
 // them to the controller), each recorded with what its client learned.
@@ -93,7 +96,7 @@ func definite(err error) bool {
 
 func (m *Meta) create(node int, partitions int32, rf int16, done func(*history.MetaOp)) {
 	m.next++
-	name := fmt.Sprintf("m%d", m.next)
+	name := fmt.Sprintf("%s%d", MetaPrefix, m.next)
 	op := m.record(history.MetaCreate, node, name, partitions)
 	m.names = append(m.names, name)
 	m.maxCount[name] = partitions

@@ -39,6 +39,13 @@ type Config struct {
 	// Groups is how many classic consumer groups run (0: none), each with
 	// GroupMembers members reading one of the setup topics.
 	Groups, GroupMembers int
+	// PinTo, in a cluster, is the node id every partition the admin
+	// creates is assigned to (0: let the controller place them), so that
+	// clients talking to that node alone lead every partition they use.
+	PinTo int32
+	// ForeignPrefix names topics other workloads own (the metadata
+	// workload's), which the prober and final read leave alone.
+	ForeignPrefix string
 }
 
 // Topic is what clients believe about a topic.
