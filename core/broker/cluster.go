@@ -158,6 +158,9 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 		ID: c.self, Voters: c.voters, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Rand: func(k int) int { return n.rnd.IntN(k) },
 	}, state.HardState, state.Snapshot, state.Entries)
+	if len(c.voters) == 1 && c.voters[0] == c.self {
+		c.raft.Campaign() // a lone voter need not wait for a timeout
+	}
 	c.waiting = map[uint64]proposal{}
 	c.calls = map[uint64]*controllerCall{}
 	c.ctrl = controller.New(controller.Config{
