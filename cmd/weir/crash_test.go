@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +120,56 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	t.Logf("%d acknowledged records survived 3 SIGKILLs; %d stored in all", len(acked), len(stored))
 	if code := b.stop(); code != 0 {
 		t.Fatalf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestStrayPartitionsSetAside loses the metadata log of a node that holds
+// records: the partition directories it finds are renamed aside with their
+// data, not deleted, and a topic created again under the same name starts
+// empty in a directory of its own.
+func TestStrayPartitionsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newClient(t, b.addr)
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "lost"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lost", Value: []byte("old")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if code := b.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "__cluster_metadata-0")); err != nil {
+		t.Fatal(err)
+	}
+	b.restart()
+	cl = newClient(t, b.addr)
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "lost"); err != nil || r.Err != nil {
+		t.Fatalf("create again: %v %v", err, r.Err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lost", Value: []byte("new")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	strays, _ := filepath.Glob(filepath.Join(dir, "lost-0.*-stray", "*.log"))
+	if len(strays) != 1 {
+		t.Fatalf("want the old partition set aside with its segment, found %v", strays)
+	}
+	if old, err := os.ReadFile(strays[0]); err != nil || !bytes.Contains(old, []byte("old")) {
+		t.Fatalf("the set-aside segment lost its record: %v", err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumeTopics("lost"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	fetches := cons.PollFetches(ctx)
+	var got []string
+	fetches.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	if len(got) != 1 || got[0] != "new" {
+		t.Fatalf("the recreated topic holds %q, want only \"new\"", got)
 	}
 }

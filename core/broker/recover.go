@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/weirmq/weir/core/controller"
@@ -55,12 +56,24 @@ func (n *Node) recoverPartitions(fs port.BootFS, img *metadata.Image) error {
 		n.queueSync(p)
 	}
 	if n.cluster.bootLast == 0 && len(n.orphanDirs) > 0 {
-		// No metadata at all: the metadata log was lost, not these
-		// topics. Leave their data for an operator to decide on.
-		n.log.Warn("partition directories found without any metadata log; leaving them in place", "dirs", n.orphanDirs)
-		n.orphanDirs = nil
+		n.setStrayAside()
 	}
 	return nil
+}
+
+// setStrayAside renames partition directories found with no metadata log
+// at all: the log was lost, not necessarily these topics, so their data is
+// kept for an operator to decide on, under a name no partition uses (as
+// KRaft renames stray logs), and a topic created again under the same name
+// starts in a directory of its own.
+func (n *Node) setStrayAside() {
+	for _, dir := range n.orphanDirs {
+		stray := fmt.Sprintf("%s.%016x-stray", dir, n.rnd.Uint64())
+		n.log.Warn("partition directory found without any metadata log; set aside", "dir", dir, "now", stray)
+		n.emit(port.DiskOp{ID: n.newOpID(opRef{}), Kind: port.OpRename, Lane: dir, Path: dir, To: stray})
+		n.emit(port.DiskOp{ID: n.newOpID(opRef{}), Kind: port.OpSyncDir, Lane: dir, Path: "."})
+	}
+	n.orphanDirs = nil
 }
 
 func (n *Node) isBroker() bool { return slices.Contains(n.cfg.ProcessRoles, "broker") }
