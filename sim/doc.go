@@ -34,6 +34,20 @@
 // partition. Every seed that ever failed is in testdata/sim/seeds.txt and
 // replayed by `go test ./...`.
 //
+// Cluster runs (Options.Cluster; `go test ./sim -run Sim -cluster -seed N`)
+// simulate 3 or 5 nodes with a Raft metadata quorum, some with broker-only
+// learners or controller-only voters: peer messages travel the simulated
+// network, crashes and cut-offs aim at the active controller half the
+// time, and a metadata workload creates, deletes and grows topics through
+// random nodes, beside the data workloads pinned to one broker. Their
+// checkers (cluster.go, check/metadata.go) keep claim 6: one active
+// controller per term and none without a quorum's lease, committed
+// metadata never rewritten or lost, one leader per partition per leader
+// epoch, state durable before any message that depends on it, one vote per
+// term; and claim 7: after the heal a metadata operation succeeds and every
+// node's image converges with every acknowledged operation in it. Cluster
+// seeds that ever failed are in testdata/sim/cluster-seeds.txt.
+//
 // The simulator proves it has teeth: core/bugs plants known bugs, compiled
 // out of normal builds, and `go test -tags weirbugs ./sim -run Teeth`
 // requires each to be caught within 300 seeds.
@@ -55,8 +69,12 @@
 //     up first: clients time requests out and close the connection
 //     abortively, after which nothing of theirs can still arrive.
 //   - Slow link: a link's latency is multiplied for a while.
+//   - Between nodes (cluster runs): a node cut off from some or all of the
+//     others; messages on one link arrive in order, and one whose link is
+//     down when sent or due is lost, as the peer transport drops what it
+//     cannot deliver.
 //   - Not modelled: corrupted or duplicated frames (TCP checksums and
-//     sequence numbers), partitions between nodes (one node so far).
+//     sequence numbers), one-way partitions.
 //
 // Disk (package disk), page cache included:
 //   - Latency and slow operations, per operation; operations of one lane
