@@ -21,6 +21,9 @@ type final struct {
 	*client
 	topics []history.FinalTopic
 	probes int // values written by probes so far
+	// round counts the prober's passes; callbacks of an abandoned pass
+	// see a newer round and stop.
+	round int
 }
 
 // metadata reads the topics until it succeeds.
@@ -53,13 +56,28 @@ func (f *final) metadata(done func()) {
 // Probe proves every partition of every topic accepts a write and serves
 // it back, then calls done with the topics it found. It starts once the
 // admin client has no operation in flight, so the set of topics it reads
-// is the final one.
+// is the final one, except that an operation whose outcome the admin never
+// learned (its connection dropped) may still take effect at the broker: a
+// topic deleted under the prober makes it start over from a fresh listing.
 func (w *World) Probe(done func(topics []history.FinalTopic)) {
 	if w.admin != nil && w.admin.busy {
 		w.Loop.After(10*sched.Millisecond, func() { w.Probe(done) })
 		return
 	}
 	f := &final{client: newClient(w, "prober")}
+	f.pass(done)
+}
+
+// pass is one listing and probing of every partition.
+func (f *final) pass(done func(topics []history.FinalTopic)) {
+	f.round++
+	round := f.round
+	restart := func() {
+		if round == f.round {
+			f.round++ // abandon this pass's other probes
+			f.w.Loop.After(100*sched.Millisecond, func() { f.pass(done) })
+		}
+	}
 	f.metadata(func() {
 		left := 0
 		for _, t := range f.topics {
@@ -71,8 +89,8 @@ func (w *World) Probe(done func(topics []history.FinalTopic)) {
 		}
 		for _, t := range f.topics {
 			for p := range t.Partitions {
-				f.probe(t, p, func() {
-					if left--; left == 0 {
+				f.probe(t, p, round, restart, func() {
+					if left--; left == 0 && round == f.round {
 						done(f.topics)
 					}
 				})
@@ -81,9 +99,18 @@ func (w *World) Probe(done func(topics []history.FinalTopic)) {
 	})
 }
 
+// gone reports whether an error says the topic no longer exists.
+func gone(code int16) bool {
+	err := kerr.ErrorForCode(code)
+	return err == kerr.UnknownTopicOrPartition || err == kerr.UnknownTopicID
+}
+
 // probe writes a fresh value to one partition with acks=-1 until it is
 // acknowledged, then fetches it back.
-func (f *final) probe(t history.FinalTopic, p int32, done func()) {
+func (f *final) probe(t history.FinalTopic, p int32, round int, restart, done func()) {
+	if round != f.round {
+		return
+	}
 	f.probes++
 	value := "probe-" + strconv.Itoa(f.probes)
 	op := &history.Produce{
@@ -110,17 +137,24 @@ func (f *final) probe(t history.FinalTopic, p int32, done func()) {
 			op.Outcome, op.Return, op.Offset = history.OK, f.w.Loop.Now(), res.BaseOffset
 			f.w.History.EndProduce(op)
 			f.w.trace("prober: %s[%d] writable at offset %d", t.Name, p, op.Offset)
-			f.readBack(t, p, op.Offset, value, done)
+			f.readBack(t, p, op.Offset, value, round, restart, done)
 			return
 		}
 		if r.err == nil && ok && refused(res.ErrorCode) {
 			op.Outcome, op.Return = history.Failed, f.w.Loop.Now()
 		}
-		f.w.Loop.After(100*sched.Millisecond, func() { f.probe(t, p, done) })
+		if r.err == nil && ok && gone(res.ErrorCode) {
+			restart()
+			return
+		}
+		f.w.Loop.After(100*sched.Millisecond, func() { f.probe(t, p, round, restart, done) })
 	})
 }
 
-func (f *final) readBack(t history.FinalTopic, p int32, offset int64, value string, done func()) {
+func (f *final) readBack(t history.FinalTopic, p int32, offset int64, value string, round int, restart, done func()) {
+	if round != f.round {
+		return
+	}
 	part := fetchPart{topic: t.Name, id: t.ID, partition: p, offset: offset, maxBytes: 1 << 20}
 	f.fetchOne(part, false, func(op *history.Fetch) {
 		if op != nil && op.ErrCode == 0 && len(op.Records) > 0 && op.Records[0].Value == value {
@@ -128,7 +162,11 @@ func (f *final) readBack(t history.FinalTopic, p int32, offset int64, value stri
 			done()
 			return
 		}
-		f.w.Loop.After(100*sched.Millisecond, func() { f.readBack(t, p, offset, value, done) })
+		if op != nil && gone(op.ErrCode) {
+			restart()
+			return
+		}
+		f.w.Loop.After(100*sched.Millisecond, func() { f.readBack(t, p, offset, value, round, restart, done) })
 	})
 }
 
