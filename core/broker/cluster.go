@@ -163,6 +163,9 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 	}
 	c.waiting = map[uint64]proposal{}
 	c.calls = map[uint64]*controllerCall{}
+	// Call ids start anywhere, so that a controller's answer to a call of
+	// this node's previous process is never taken for one of this process.
+	c.nextCall = n.rnd.Uint64()
 	c.ctrl = controller.New(controller.Config{
 		SessionTimeoutMs:         int64(n.cfg.BrokerSessionTimeoutMs),
 		DefaultPartitions:        n.cfg.NumPartitions,

@@ -48,6 +48,12 @@ func (n *Node) brokerLifecycle() {
 	if r.inFlight || n.now.MonoNs < r.nextNs || r.stopped || !n.isBroker() {
 		return
 	}
+	if n.storageErr != nil {
+		// The log directory is offline: stop heartbeating, so the
+		// controller fences this broker and moves its leaderships away
+		// (Kafka halts a broker whose only log directory fails).
+		return
+	}
 	interval := int64(n.cfg.BrokerHeartbeatIntervalMs) * 1e6
 	if r.fenced || r.epoch == 0 || r.stopping {
 		interval = min(interval, 200e6) // converge quickly while changing state

@@ -34,9 +34,11 @@ type Node struct {
 
 	cluster cluster
 	topics  topicTable
-	// orphanDirs are partition directories found at boot that the stored
-	// metadata does not assign to this node (see reconcile).
-	orphanDirs []string
+	// pool holds the partition logs recovered at boot, by directory,
+	// until reconcile hands each to the partition that owns it or removes
+	// it; pooledID says whether the directory recorded its topic id.
+	pool     map[string]*partition
+	pooledID map[string]bool
 	pids       pidAllocator
 	syncing    []*partition // partitions appended to since the last Ready
 	// flushDue are page-cache-mode partitions waiting for flush.ms.
@@ -81,6 +83,7 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		ops:      map[port.OpID]opRef{},
 		conns:    map[port.ConnID]*conn{},
 		topics:   newTopicTable(),
+		pooledID: map[string]bool{},
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
 	}
@@ -242,6 +245,11 @@ func (n *Node) releaseHeldIfReady() {
 			}
 		}
 	}
+	for _, p := range n.pool {
+		if p.log.DurableOffset() < p.log.EndOffset() {
+			return
+		}
+	}
 	n.booting = false
 	n.log.Info("ready")
 	n.releaseHeld()
@@ -302,7 +310,7 @@ func (n *Node) applyRetention() {
 
 func (n *Node) nextWake() int64 {
 	wake := min(n.nextRetentionMonoNs, n.cluster.nextTickNs)
-	if r := &n.cluster.reg; !r.inFlight && !r.stopped && n.isBroker() {
+	if r := &n.cluster.reg; !r.inFlight && !r.stopped && n.isBroker() && n.storageErr == nil {
 		wake = min(wake, max(r.nextNs, n.now.MonoNs+1))
 	}
 	for _, f := range n.fetches {

@@ -3,17 +3,20 @@ package broker
 // reconcile makes the node's topics and partition logs follow the
 // committed metadata image.
 //
-// At boot the node opens the partition directories that the metadata it
-// stored (committed or not) assigns to it, under topics clients cannot see
-// yet. Reconciling starts once the node has applied everything it stored
-// before the crash (or the leader's log that replaced it): an image half
-// replayed may still name an older topic that a later record replaced,
-// and reconciling against it would remove the newer topic's data. From
-// then on, topics in the image become visible, new replicas get new logs,
-// deleted topics lose their directories, and directories the image does
-// not account for are removed.
+// At boot the node opens every partition directory into a pool (see
+// recover.go). Reconciling starts only once the node has applied
+// everything it stored before the crash (or the leader's log that replaced
+// it): an image half replayed may still name a topic that a later record
+// deleted or replaced. From then on, every partition the image assigns here
+// takes its directory's log from the pool, if the directory is its topic's
+// (by the topic id the directory records), or a new one; a directory left
+// by a deleted topic of the same name is removed first; what the pool
+// still holds after that, no committed partition owns, and it is removed.
+// Topics leave the table when the image drops them, and their directories
+// go with them.
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/weirmq/weir/core/metadata"
@@ -34,7 +37,7 @@ func (n *Node) reconcile() {
 		t := n.topics.byID[it.ID]
 		if t == nil {
 			if old := n.topics.byName[it.Name]; old != nil {
-				n.dropTopic(old) // an uncommitted topic under the same name
+				n.dropTopic(old)
 			}
 			overrides := topicOverrides(img, it.Name)
 			tc, err := n.cfg.TopicConfig(overrides)
@@ -50,22 +53,56 @@ func (n *Node) reconcile() {
 				t.addPartition(nil)
 			}
 			p := t.partitions[i]
-			p.state, p.visible = ip, true
 			if p.log == nil && slices.Contains(ip.Replicas, n.cluster.self) {
-				l, ops := partlog.New(partitionDir(t.name, int32(i)), logConfig(t.cfg))
-				p.log = l
-				n.issue(p, ops)
+				p = n.openLog(t, int32(i))
 			}
+			p.state, p.visible = ip, true
 		}
 	}
-	if len(n.orphanDirs) > 0 {
-		for _, dir := range n.orphanDirs {
-			n.log.Info("removing a partition directory the metadata does not know", "dir", dir)
-			n.emit(port.DiskOp{ID: n.newOpID(opRef{}), Kind: port.OpRemoveAll, Lane: dir, Path: dir})
-		}
-		n.orphanDirs = nil
+	// What the pool still holds, no committed partition owns here.
+	for _, dir := range slices.Sorted(maps.Keys(n.pool)) {
+		n.log.Info("removing a partition directory the metadata does not assign here", "dir", dir)
+		n.removePooled(dir)
 	}
 	n.releaseHeldIfReady()
+}
+
+// openLog gives partition i of t its log: the one recovered from its
+// directory at boot, when that directory is this topic's (the topic id it
+// records matches, or it records none, being older than the record), else
+// a new one, after removing a directory left by an older topic of the
+// same name (on the same lane, so the removal runs first).
+func (n *Node) openLog(t *topic, i int32) *partition {
+	dir := partitionDir(t.name, i)
+	if pooled := n.pool[dir]; pooled != nil {
+		if !n.pooledID[dir] || pooled.topic.id == t.id {
+			delete(n.pool, dir)
+			delete(n.pooledID, dir)
+			pooled.topic, pooled.index = t, i
+			t.partitions[i] = pooled
+			return pooled
+		}
+		n.log.Info("removing the directory of a deleted topic of the same name", "dir", dir)
+		n.removePooled(dir)
+	}
+	p := t.partitions[i]
+	l, ops := partlog.New(dir, logConfig(t.cfg))
+	p.log = l
+	n.issue(p, ops)
+	n.issue(p, []partlog.Op{
+		{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: dir, Path: dir + "/" + partitionMetadataFile, Data: partitionMetadata(t.id)}},
+		{DiskOp: port.DiskOp{Kind: port.OpSync, Lane: dir, Path: dir + "/" + partitionMetadataFile}},
+		{DiskOp: port.DiskOp{Kind: port.OpSyncDir, Lane: dir, Path: dir}},
+	})
+	return p
+}
+
+// removePooled deletes a recovered directory nothing owns.
+func (n *Node) removePooled(dir string) {
+	p := n.pool[dir]
+	delete(n.pool, dir)
+	delete(n.pooledID, dir)
+	n.issue(p, p.log.Remove())
 }
 
 // topicOverrides returns a topic's config overrides from the image.
