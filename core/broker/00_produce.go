@@ -200,6 +200,25 @@ func (pp *pendingProduce) advance(n *Node, p *partition, stable int64) bool {
 	return true
 }
 
+// drop answers the waits on p with err (its partition is gone) and the
+// request when none is left; it reports whether it answered.
+func (pp *pendingProduce) drop(n *Node, p *partition, err *kerr.Error) bool {
+	kept := pp.waits[:0]
+	for _, w := range pp.waits {
+		if w.part == p {
+			w.out.ErrorCode, w.out.BaseOffset = err.Code, -1
+			continue
+		}
+		kept = append(kept, w)
+	}
+	pp.waits = kept
+	if len(pp.waits) > 0 {
+		return false
+	}
+	n.respond(pp.slot, pp.resp)
+	return true
+}
+
 // failAll answers the request with err for every partition still waiting.
 func (pp *pendingProduce) failAll(n *Node, err *kerr.Error) {
 	for _, w := range pp.waits {

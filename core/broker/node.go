@@ -39,8 +39,8 @@ type Node struct {
 	// it; pooledID says whether the directory recorded its topic id.
 	pool     map[string]*partition
 	pooledID map[string]bool
-	pids       pidAllocator
-	syncing    []*partition // partitions appended to since the last Ready
+	pids     pidAllocator
+	syncing  []*partition // partitions appended to since the last Ready
 	// flushDue are page-cache-mode partitions waiting for flush.ms.
 	flushDue []*partition
 

@@ -19,6 +19,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/port"
@@ -129,8 +131,14 @@ func (n *Node) dropTopic(t *topic) {
 		n.groups.DeleteTopicOffsets(n.now.MonoNs, t.name)
 	}
 	for _, p := range t.partitions {
-		if p.log != nil {
-			n.issue(p, p.log.Remove())
+		if p.log == nil {
+			continue
 		}
+		// A removed log syncs nothing more: produces waiting on it
+		// would never be answered.
+		n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool {
+			return pp.drop(n, p, kerr.UnknownTopicOrPartition)
+		})
+		n.issue(p, p.log.Remove())
 	}
 }
