@@ -107,6 +107,9 @@ func serve(cfg *config.Broker, logger *slog.Logger) error {
 	if len(cfg.LogDirs) != 1 {
 		return fmt.Errorf("log.dirs: Weir serves one log directory for now, got %d", len(cfg.LogDirs))
 	}
+	if cfg.MetadataLogDir != cfg.LogDirs[0] {
+		return fmt.Errorf("metadata.log.dir: the metadata log lives in the log directory (%s) for now, got %s", cfg.LogDirs[0], cfg.MetadataLogDir)
+	}
 	var listen []string
 	var peers *netshim.PeerConfig
 	for _, l := range cfg.Listeners {
