@@ -16,6 +16,7 @@ package broker
 import (
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -186,32 +187,25 @@ func (n *Node) queueSync(p *partition) {
 // advance drops the waits on p that stable now covers and answers the
 // request when none is left; it reports whether it answered.
 func (pp *pendingProduce) advance(n *Node, p *partition, stable int64) bool {
-	kept := pp.waits[:0]
-	for _, w := range pp.waits {
-		if w.part != p || w.last >= stable {
-			kept = append(kept, w)
-		}
-	}
-	pp.waits = kept
-	if len(pp.waits) > 0 {
-		return false
-	}
-	n.respond(pp.slot, pp.resp)
-	return true
+	return pp.settle(n, func(w produceWait) bool { return w.part == p && w.last < stable })
 }
 
 // drop answers the waits on p with err (its partition is gone) and the
 // request when none is left; it reports whether it answered.
 func (pp *pendingProduce) drop(n *Node, p *partition, err *kerr.Error) bool {
-	kept := pp.waits[:0]
-	for _, w := range pp.waits {
-		if w.part == p {
-			w.out.ErrorCode, w.out.BaseOffset = err.Code, -1
-			continue
+	return pp.settle(n, func(w produceWait) bool {
+		if w.part != p {
+			return false
 		}
-		kept = append(kept, w)
-	}
-	pp.waits = kept
+		w.out.ErrorCode, w.out.BaseOffset = err.Code, -1
+		return true
+	})
+}
+
+// settle removes the waits done reports finished and answers the request
+// once none is left; it reports whether it answered.
+func (pp *pendingProduce) settle(n *Node, done func(produceWait) bool) bool {
+	pp.waits = slices.DeleteFunc(pp.waits, done)
 	if len(pp.waits) > 0 {
 		return false
 	}

@@ -36,11 +36,11 @@ type Node struct {
 	topics  topicTable
 	// pool holds the partition logs recovered at boot, by directory,
 	// until reconcile hands each to the partition that owns it or removes
-	// it; pooledID says whether the directory recorded its topic id.
-	pool     map[string]*partition
-	pooledID map[string]bool
-	pids     pidAllocator
-	syncing  []*partition // partitions appended to since the last Ready
+	// it. A pooled partition's placeholder topic carries the id its
+	// directory records, zero if it records none (no topic has id zero).
+	pool    map[string]*partition
+	pids    pidAllocator
+	syncing []*partition // partitions appended to since the last Ready
 	// flushDue are page-cache-mode partitions waiting for flush.ms.
 	flushDue []*partition
 
@@ -83,7 +83,6 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		ops:      map[port.OpID]opRef{},
 		conns:    map[port.ConnID]*conn{},
 		topics:   newTopicTable(),
-		pooledID: map[string]bool{},
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
 	}

@@ -77,9 +77,8 @@ func (n *Node) reconcile() {
 func (n *Node) openLog(t *topic, i int32) *partition {
 	dir := partitionDir(t.name, i)
 	if pooled := n.pool[dir]; pooled != nil {
-		if !n.pooledID[dir] || pooled.topic.id == t.id {
+		if pooled.topic.id == ([16]byte{}) || pooled.topic.id == t.id {
 			delete(n.pool, dir)
-			delete(n.pooledID, dir)
 			pooled.topic, pooled.index = t, i
 			t.partitions[i] = pooled
 			return pooled
@@ -103,7 +102,6 @@ func (n *Node) openLog(t *topic, i int32) *partition {
 func (n *Node) removePooled(dir string) {
 	p := n.pool[dir]
 	delete(n.pool, dir)
-	delete(n.pooledID, dir)
 	n.issue(p, p.log.Remove())
 }
 

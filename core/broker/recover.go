@@ -38,12 +38,12 @@ func (n *Node) recoverPartitions(fs port.BootFS, img *metadata.Image) error {
 			n.setStrayAside(e.Name)
 			continue
 		}
-		id, hasID, err := readPartitionMetadata(fs, e.Name)
+		id, err := readPartitionMetadata(fs, e.Name)
 		if err != nil {
 			return err
 		}
 		tc := n.cfg.TopicDefaults
-		if it, known := img.Topic(name); known && (!hasID || it.ID == id) {
+		if it, known := img.Topic(name); known && (id == [16]byte{} || it.ID == id) {
 			if c, err := n.cfg.TopicConfig(topicOverrides(img, name)); err == nil {
 				tc = c
 			}
@@ -57,7 +57,6 @@ func (n *Node) recoverPartitions(fs port.BootFS, img *metadata.Image) error {
 		t := &topic{name: name, id: id, cfg: tc}
 		p := &partition{topic: t, index: index, log: l}
 		n.pool[e.Name] = p
-		n.pooledID[e.Name] = hasID
 		n.issue(p, []partlog.Op{{DiskOp: port.DiskOp{Kind: port.OpMkdir, Lane: e.Name, Path: e.Name}}})
 		n.issue(p, repairs)
 		n.queueSync(p)
@@ -76,33 +75,32 @@ func partitionMetadata(id [16]byte) []byte {
 }
 
 // readPartitionMetadata returns the topic id a partition directory records,
-// if it has the file (directories written before it existed do not).
-func readPartitionMetadata(fs port.BootFS, dir string) ([16]byte, bool, error) {
+// or zero if it has no such file (directories written before it existed)
+// or a damaged one (it is written once, at creation): reconcile treats
+// both as a directory whose owner is known by name only.
+func readPartitionMetadata(fs port.BootFS, dir string) ([16]byte, error) {
 	var id [16]byte
 	names, err := fs.List(dir)
 	if err != nil {
-		return id, false, err
+		return id, err
 	}
 	i := slices.IndexFunc(names, func(e port.DirEntry) bool { return e.Name == partitionMetadataFile })
 	if i < 0 {
-		return id, false, nil
+		return id, nil
 	}
 	path := dir + "/" + partitionMetadataFile
 	buf := make([]byte, names[i].Size)
 	if n, err := fs.ReadAt(path, buf, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
-		return id, false, fmt.Errorf("read %s: %w", path, err)
+		return id, fmt.Errorf("read %s: %w", path, err)
 	}
 	for _, line := range strings.Split(string(buf), "\n") {
 		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
 			if b, err := base64.RawURLEncoding.DecodeString(v); err == nil && len(b) == 16 {
 				copy(id[:], b)
-				return id, true, nil
 			}
 		}
 	}
-	// Torn or damaged (it is written once, at creation): the directory's
-	// owner is unknown, which reconcile treats as a directory without it.
-	return id, false, nil
+	return id, nil
 }
 
 // setStrayAside renames a partition directory found with no metadata log
