@@ -333,6 +333,18 @@ func (c *clusterRun) chaos(r *run) {
 		c.crash(i, kind)
 		c.restartIn(i, c.nem.Range(cfg.RestartAfter[0], cfg.RestartAfter[1]))
 	})
+	r.every(cfg.CrashEvery, func() {
+		// An operator restart: SIGTERM, a controlled shutdown that moves
+		// the node's leaderships away, then the process ends and starts.
+		i := c.victim()
+		if !c.nodes[i].Running() {
+			return
+		}
+		c.nodes[i].Stop(func() {
+			c.crash(i, proc.Kill)
+			c.restartIn(i, c.nem.Range(cfg.RestartAfter[0], cfg.RestartAfter[1]))
+		})
+	})
 	r.every(cfg.PauseEvery, func() {
 		n := c.nodes[c.victim()]
 		if !n.Running() || n.Paused() {

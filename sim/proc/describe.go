@@ -31,6 +31,8 @@ func describeInput(in port.Input) string {
 		return s
 	case port.Wake:
 		return "in: wake"
+	case port.Stop:
+		return "in: stop (SIGTERM)"
 	case port.PeerMessage:
 		return "in: peer message from " + strconv.Itoa(int(in.From)) + " " + broker.DescribePeer(in.Data)
 	}

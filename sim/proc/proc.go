@@ -69,6 +69,21 @@ type Node struct {
 	SendPeer func(e port.SendPeer)
 	// Observer is installed on every process the node boots.
 	Observer broker.Observer
+
+	// stopped runs once the process reports its graceful stop done.
+	stopped func()
+}
+
+// Stop asks the process to stop gracefully (SIGTERM: a controlled
+// shutdown first); done runs once it reports Stopped, after which the
+// caller ends the process.
+func (n *Node) Stop(done func()) {
+	if !n.running {
+		return
+	}
+	n.tr.Addf(n.name(), "SIGTERM to process %d", n.inc)
+	n.stopped = done
+	n.input(n.inc, port.Stop{})
 }
 
 // New returns a node whose process is not running yet.
@@ -111,7 +126,7 @@ func (n *Node) Boot() error {
 	// A new process's monotonic clock starts anywhere.
 	n.monoOrigin = n.rnd.Int64n(1 << 40)
 	n.conns = map[port.ConnID]*network.Conn{}
-	n.paused, n.queued, n.readyPending = false, nil, false
+	n.paused, n.queued, n.readyPending, n.stopped = false, nil, false, nil
 	n.wakeGen++
 	bn, err := broker.Boot(n.Disk.BootFS(), n.cfg.Broker, n.rnd.Uint64(), n.now(), n.log)
 	if err != nil {
@@ -236,6 +251,11 @@ func (n *Node) ready() {
 		default:
 			panic(fmt.Sprintf("proc: unknown effect %T", e))
 		}
+	}
+	if rd.Stopped && n.stopped != nil {
+		done := n.stopped
+		n.stopped = nil
+		n.loop.After(0, done)
 	}
 	n.wakeGen++
 	// A node that keeps asking to be woken at once spins: the production

@@ -47,14 +47,16 @@ func (m *Meta) tick() {
 		return
 	}
 	r := m.w.rnd
-	switch pick := r.Pick(4); {
+	switch pick := r.Pick(5); {
 	case pick < 2 || len(m.names) == 0:
 		m.create(r.Pick(len(m.clients)), int32(r.Range(1, 3)), int16(r.Range(1, int64(min(3, m.brokers)))), nil)
 	case pick == 2:
 		m.delete(r.Pick(len(m.clients)), m.names[r.Pick(len(m.names))])
-	default:
+	case pick == 3:
 		name := m.names[r.Pick(len(m.names))]
 		m.addPartitions(r.Pick(len(m.clients)), name, m.maxCount[name]+int32(r.Range(1, 2)))
+	default:
+		m.electLeaders(r.Pick(len(m.clients)), m.names[r.Pick(len(m.names))])
 	}
 	m.w.Loop.After(r.Range(50*sched.Millisecond, 400*sched.Millisecond), m.tick)
 }
@@ -172,6 +174,32 @@ func (m *Meta) addPartitions(node int, name string, count int32) {
 			code = resp.Topics[0].ErrorCode
 		}
 		m.finish(op, code, rep.err)
+	})
+}
+
+// electLeaders asks for a preferred (or, rarely, unclean) leader election
+// of a topic's partitions. It changes no topic, so it is not recorded as a
+// metadata operation; what it decides is checked by the metadata log
+// checkers (one leader per partition per leader epoch) and the image's own
+// invariants.
+func (m *Meta) electLeaders(node int, name string) {
+	c := m.clients[node]
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.SetVersion(c.version(1, 2))
+	req.TimeoutMillis = 10000
+	if m.w.rnd.Pick(8) == 0 {
+		req.ElectionType = 1
+	}
+	rt := kmsg.NewElectLeadersRequestTopic()
+	rt.Topic = name
+	for p := range m.maxCount[name] {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	c.do(req, false, func(rep reply) {
+		if rep.err == nil {
+			m.w.trace("meta: elect leaders %s (type %d) via node %d: %d topics answered", name, req.ElectionType, node, len(rep.resp.(*kmsg.ElectLeadersResponse).Topics))
+		}
 	})
 }
 
