@@ -25,6 +25,7 @@ type MetaLog struct {
 	leaders     map[leaderKey]int32
 	votes       map[voteKey]port.NodeID
 	sentTerm    map[int]uint64
+	leaderOf    map[uint64]port.NodeID
 	// LastIndex is the highest index any node applied.
 	LastIndex uint64
 }
@@ -44,7 +45,8 @@ type leaderKey struct {
 // NewMetaLog returns a watcher that reports violations to fail.
 func NewMetaLog(fail func(Failure)) *MetaLog {
 	return &MetaLog{fail: fail, entries: map[uint64]appliedEntry{}, controllers: map[uint64]int{},
-		leaders: map[leaderKey]int32{}, votes: map[voteKey]port.NodeID{}, sentTerm: map[int]uint64{}}
+		leaders: map[leaderKey]int32{}, votes: map[voteKey]port.NodeID{}, sentTerm: map[int]uint64{},
+		leaderOf: map[uint64]port.NodeID{}}
 }
 
 // Applied records that node applied the entry at index.
@@ -104,6 +106,19 @@ func (l *MetaLog) Sent(node int, m raft.Message) {
 		// sender's own.
 	default:
 		l.sentTerm[node] = max(l.sentTerm[node], m.Term)
+	}
+	switch m.Type {
+	case raft.MsgApp, raft.MsgHeartbeat, raft.MsgSnap:
+		// Only a term's leader sends these.
+		l.leaderOf[m.Term] = port.NodeID(node)
+	case raft.MsgAppResp:
+		// A follower acknowledges appends only from its term's leader
+		// (an acknowledgement of index 0 is the notice that tells a
+		// deposed leader the term).
+		if lead, ok := l.leaderOf[m.Term]; ok && !m.Reject && m.Index > 0 && lead != m.To {
+			l.fail(Failure{Checker: "raft-terms", Claim: Claim6, Msg: fmt.Sprintf(
+				"node %d acknowledged entries up to %d to node %d in term %d, whose leader is node %d", node, m.Index, m.To, m.Term, lead)})
+		}
 	}
 	if m.Type != raft.MsgVoteResp || m.Reject {
 		return
