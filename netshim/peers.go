@@ -192,35 +192,70 @@ func (s *Server) sendPeer(e port.SendPeer) {
 		s.log.Debug("dropping peer message: no peer transport configured", "to", e.To)
 		return
 	}
-	if len(e.Data) > p.cfg.MaxMessageBytes {
+	if size := e.Size(); size > int64(p.cfg.MaxMessageBytes) {
 		s.peerDrops.Add(1)
 		s.log.Warn("dropping peer message: larger than MaxMessageBytes", "to", e.To,
-			"bytes", len(e.Data), "max", p.cfg.MaxMessageBytes)
+			"bytes", size, "max", p.cfg.MaxMessageBytes)
 		return
 	}
-	if !p.enqueue(e) {
+	data, err := s.readChunks(e)
+	if err != nil {
+		s.peerDrops.Add(1)
+		s.log.Error("dropping peer message: file unreadable", "to", e.To, "err", err)
+		return
+	}
+	if !p.enqueue(e.To, data) {
 		s.peerDrops.Add(1)
 	}
 }
 
-func (p *peers) enqueue(e port.SendPeer) bool {
+// readChunks returns a message's bytes with its file chunks read in. It
+// runs on the loop, like Send's Acquire, so no later Remove can have run;
+// the reads hit the page cache (the data was just written or read).
+func (s *Server) readChunks(e port.SendPeer) ([]byte, error) {
+	if len(e.Chunks) == 0 {
+		return e.Data, nil
+	}
+	data := make([]byte, 0, e.Size())
+	data = append(data, e.Data...)
+	for _, ch := range e.Chunks {
+		if ch.File == "" {
+			data = append(data, ch.Bytes...)
+			continue
+		}
+		f, err := s.disk.Acquire(ch.File)
+		if err != nil {
+			return nil, err
+		}
+		at := len(data)
+		data = data[:at+int(ch.Len)]
+		_, err = f.ReadAt(data[at:], ch.Pos)
+		f.Release()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ch.File, err)
+		}
+	}
+	return data, nil
+}
+
+func (p *peers) enqueue(to port.NodeID, data []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || e.To == p.cfg.Self {
+	if p.closed || to == p.cfg.Self {
 		return false
 	}
-	if addr, ok := p.cfg.Addrs[e.To]; ok {
-		l := p.links[e.To]
+	if addr, ok := p.cfg.Addrs[to]; ok {
+		l := p.links[to]
 		if l == nil {
-			l = &peerLink{to: e.To, addr: addr, q: newPeerQueue(p.cfg.QueueMessages)}
-			p.links[e.To] = l
+			l = &peerLink{to: to, addr: addr, q: newPeerQueue(p.cfg.QueueMessages)}
+			p.links[to] = l
 			p.s.wg.Add(1)
 			go p.runLink(l)
 		}
-		return l.q.push(e.Data)
+		return l.q.push(data)
 	}
-	if pcs := p.inbound[e.To]; len(pcs) > 0 {
-		return pcs[len(pcs)-1].q.push(e.Data)
+	if pcs := p.inbound[to]; len(pcs) > 0 {
+		return pcs[len(pcs)-1].q.push(data)
 	}
 	return false
 }

@@ -10,13 +10,17 @@ package sim
 // succeeds, every node's image converges, and every acknowledged metadata
 // operation is in it (claims 6 and 7).
 //
-// The single-node workloads (producers, consumers, groups, the admin
-// client) run too, against one broker (node 1, or the first broker when the
-// voters are controller-only), which every partition they create is
-// assigned to: partitions are not replicated until the replication issue,
-// and the clients do not route by leader yet. That node is crashed, paused,
-// cut off and fenced like any other, so claims 1, 2, 3 and 5 are checked
-// on a broker whose metadata comes from the quorum.
+// The data workloads (producers, consumers, groups, the admin client, the
+// prober and the final reader) run too, over every broker: their topics
+// are created with a replication factor and min.insync.replicas drawn per
+// seed (capped by MaxReplicationFactor) and placed by the controller, and
+// the clients find each partition's leader from the metadata, as Kafka
+// clients do (workload's router). Consumer groups still talk to one broker
+// for coordination (home: node 1, or the first broker when the voters are
+// controller-only), which coordinates every group until coordinators move
+// to __consumer_offsets leaders. Every node is crashed, paused, cut off
+// and fenced like any other, so claims 1, 2, 3 and 5 are checked on
+// brokers whose metadata comes from the quorum.
 
 import (
 	"bytes"
@@ -41,6 +45,13 @@ import (
 	"github.com/weirmq/weir/sim/trace"
 	"github.com/weirmq/weir/sim/workload"
 )
+
+// MaxReplicationFactor caps the replication factor cluster runs draw for
+// the data workload's topics (from 1 to min(brokers, 5)); lowering it
+// narrows a hunt to fewer replicas. min.insync.replicas (drawn from 1 to
+// min(factor, 3)) is capped by the capped factor. Both draws and the cap
+// are in the printed configuration.
+const MaxReplicationFactor = 5
 
 type clusterRun struct {
 	r      *run
@@ -73,10 +84,9 @@ type clusterRun struct {
 	heardAt         [][]sched.Time
 	leading         []leadSpan
 	electionTimeout sched.Time
-	// dataNode is the node the data workload talks to and pins its
-	// partitions to: node 1, or the first broker when the voters are
-	// controller-only.
-	dataNode int
+	// home is the node the consumer groups talk to for coordination:
+	// node 1, or the first broker when the voters are controller-only.
+	home int
 }
 
 // startCluster builds the cluster run's world on r's loop and trace.
@@ -142,17 +152,17 @@ func (r *run) startCluster(seed uint64) {
 		netNodes = append(netNodes, n)
 	}
 	if cfg.DedicatedControllers {
-		c.dataNode = cfg.Voters // the first broker
+		c.home = cfg.Voters // the first broker
 	}
 	wcfg := cfg.Workload
-	wcfg.PinTo, wcfg.ForeignPrefix = int32(c.dataNode+1), workload.MetaPrefix
-	c.world = workload.NewWorld(c.loop, c.net, netNodes[c.dataNode], &r.hist, rng.New(seed, "workload"), wcfg, c.counts, c.tr,
+	wcfg.Home, wcfg.Brokers, wcfg.ForeignPrefix = c.home, c.brokerNodes(), workload.MetaPrefix
+	c.world = workload.NewWorld(c.loop, c.net, netNodes, &r.hist, rng.New(seed, "workload"), wcfg, c.counts, c.tr,
 		func(checker, msg string) {
 			r.fail(check.Failure{Checker: checker, Claim: clientClaim(checker), Msg: msg})
 		})
-	r.world, r.node = c.world, c.nodes[c.dataNode]
+	r.world = c.world
 	r.hist.Observe(check.NewMonitor(&r.hist, r.fail))
-	c.meta = workload.NewMeta(c.world, netNodes, c.brokers())
+	c.meta = workload.NewMeta(c.world, c.brokers())
 	r.tr.Add("sim", "config:\n"+cfg.String())
 	for i := range c.nodes {
 		c.boot(i)
@@ -171,10 +181,10 @@ func (c *clusterRun) setup(r *run) {
 	c.world.Setup(c.cfg.Topics, func() { c.chaos(r) })
 }
 
-// crash ends node i's process, noting crashes of the data node in the
-// history: the group coordinator's state is in memory only.
+// crash ends node i's process, noting crashes of the groups' home node in
+// the history: the group coordinator's state is in memory only.
 func (c *clusterRun) crash(i int, kind proc.CrashKind) {
-	if i == c.dataNode && c.nodes[i].Running() {
+	if i == c.home && c.nodes[i].Running() {
 		c.r.hist.Crash(c.loop.Now())
 	}
 	c.lose(i)
@@ -473,11 +483,18 @@ func (c *clusterRun) awaitConvergence(r *run) {
 }
 
 // brokers is how many nodes have the broker role.
-func (c *clusterRun) brokers() int {
-	if c.cfg.DedicatedControllers {
-		return c.cfg.Nodes - c.cfg.Voters
+func (c *clusterRun) brokers() int { return len(c.brokerNodes()) }
+
+// brokerNodes lists the nodes with the broker role: every node, but the
+// voters when they are controller-only.
+func (c *clusterRun) brokerNodes() []int {
+	var out []int
+	for i := range c.cfg.Nodes {
+		if !c.cfg.DedicatedControllers || i >= c.cfg.Voters {
+			out = append(out, i)
+		}
 	}
-	return c.cfg.Nodes
+	return out
 }
 
 func (c *clusterRun) converged() (*metadata.Image, bool) {

@@ -190,8 +190,25 @@ func draw(seed uint64, short, cluster bool) *Config {
 	c.Nodes, c.Voters = 1, 1
 	if cluster {
 		c.drawCluster()
+		c.drawReplication()
 	}
 	return c
+}
+
+// drawReplication draws, from its own stream, the replication factor of
+// a cluster run's data topics (1 to min(brokers, 5)) and their
+// min.insync.replicas (1 to min(factor, 3)); MaxReplicationFactor caps
+// what they are created with.
+func (c *Config) drawReplication() {
+	r := rng.New(c.Seed, "config/replication")
+	brokers := c.Nodes
+	if c.DedicatedControllers {
+		brokers -= c.Voters
+	}
+	w := &c.Workload
+	w.ReplicationFactor = int16(r.Range(1, int64(min(brokers, 5))))
+	w.MinInsyncReplicas = int16(r.Range(1, int64(min(w.ReplicationFactor, 3))))
+	w.MaxReplicationFactor = MaxReplicationFactor
 }
 
 // drawGroups switches consumer groups on for some seeds (swarm testing: a
@@ -327,6 +344,9 @@ func (c *Config) String() string {
 		dur(n.MinLatency), dur(n.MaxLatency), c.Jitter, dur(n.Jitter), n.BytesPerSecond>>20, iv(c.ResetEvery), iv(c.PartitionEvery), dur(c.PartitionFor[1]), iv(c.SlowLinkEvery))
 	if c.Nodes > 1 {
 		p("cluster: %d nodes, %d voters (controller-only %v) %s, wall clock skews %v ms", c.Nodes, c.Voters, c.DedicatedControllers, kv(c.Cluster), c.NodeSkewMs)
+		rf, minISR := w.EffectiveReplication()
+		p("replication: drawn factor %d, min.insync.replicas %d; capped at %d (MaxReplicationFactor): topics get factor %d, min.insync.replicas %d",
+			w.ReplicationFactor, w.MinInsyncReplicas, w.MaxReplicationFactor, rf, minISR)
 	}
 	p("process: crashes %s (machine %v), restart after %v-%v, pauses %s (up to %v); clock skew %dms, drift %dppm, jumps %s",
 		iv(c.CrashEvery), c.MachineCrash, dur(c.RestartAfter[0]), dur(c.RestartAfter[1]), iv(c.PauseEvery), dur(c.PauseFor[1]), c.SkewMs, c.DriftPPM, iv(c.ClockJumpEvery))

@@ -38,8 +38,13 @@
 // simulate 3 or 5 nodes with a Raft metadata quorum, some with broker-only
 // learners or controller-only voters: peer messages travel the simulated
 // network, crashes and cut-offs aim at the active controller half the
-// time, and a metadata workload creates, deletes and grows topics through
-// random nodes, beside the data workloads pinned to one broker. Their
+// time (else at any node), and a metadata workload creates, deletes and
+// grows topics through random nodes. The data workloads run over every
+// broker: their topics get a replication factor and min.insync.replicas
+// drawn per seed (capped by MaxReplicationFactor) and placed by the
+// controller, and clients route each request
+// to its partition's leader from the metadata, as Kafka clients do;
+// consumer groups still coordinate through one broker. Their
 // checkers (cluster.go, check/metadata.go) keep claim 6: one active
 // controller per term and none without a quorum's lease, committed
 // metadata never rewritten or lost, one leader per partition per leader

@@ -145,7 +145,7 @@ func Run(seed uint64, opts Options) (res *Result) {
 	}
 	res.checkInput = check.Input{
 		History: &r.hist, Final: r.final, FinalRead: r.finalRead,
-		Retention: cfg.retention, MaxBrokerWallMs: r.node.MaxWallMs(),
+		Retention: cfg.retention, MaxBrokerWallMs: r.maxBrokerWallMs(),
 	}
 	if len(r.failures) == 0 {
 		r.failures = check.Run(res.checkInput, opts.PorcupineTimeoutSec)
@@ -186,7 +186,7 @@ func (r *run) start(seed uint64) {
 	if cfg.DriftPPM != 0 {
 		r.counts.Inc(fault.ClockDrift)
 	}
-	r.world = workload.NewWorld(&r.loop, r.net, r.node, &r.hist, rng.New(seed, "workload"), cfg.Workload, &r.counts, r.tr,
+	r.world = workload.NewWorld(&r.loop, r.net, []network.Node{r.node}, &r.hist, rng.New(seed, "workload"), cfg.Workload, &r.counts, r.tr,
 		func(checker, msg string) {
 			r.fail(check.Failure{Checker: checker, Claim: clientClaim(checker), Msg: msg})
 		})
@@ -194,6 +194,19 @@ func (r *run) start(seed uint64) {
 	r.tr.Add("sim", "config:\n"+cfg.String())
 	r.boot()
 	r.world.Setup(cfg.Topics, r.chaos)
+}
+
+// maxBrokerWallMs is the latest wall clock time any broker had: retention
+// by time may have run on whichever hosts a partition.
+func (r *run) maxBrokerWallMs() int64 {
+	if c := r.cluster; c != nil {
+		var ms int64
+		for _, i := range c.brokerNodes() {
+			ms = max(ms, c.nodes[i].MaxWallMs())
+		}
+		return ms
+	}
+	return r.node.MaxWallMs()
 }
 
 // clientClaim says what a violation a client saw breaks.

@@ -35,11 +35,17 @@ func TestTeeth(t *testing.T) {
 // clusterBugs are the planted bugs only a cluster can show; their teeth
 // are tested with cluster runs.
 var clusterBugs = map[bugs.Bug]bool{
-	bugs.CommitWithoutQuorum:  true,
-	bugs.StaleLeaderAccepted:  true,
-	bugs.LeaderEpochNotBumped: true,
-	bugs.VoteNotPersisted:     true,
-	bugs.NoCheckQuorum:        true,
+	bugs.CommitWithoutQuorum:     true,
+	bugs.StaleLeaderAccepted:     true,
+	bugs.LeaderEpochNotBumped:    true,
+	bugs.VoteNotPersisted:        true,
+	bugs.NoCheckQuorum:           true,
+	bugs.AckBeforeReplicas:       true,
+	bugs.HWIgnoresLaggard:        true,
+	bugs.NoDivergenceCheck:       true,
+	bugs.NoTruncation:            true,
+	bugs.FollowerReportsUnsynced: true,
+	bugs.ElectOutsideISR:         true,
 }
 
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that

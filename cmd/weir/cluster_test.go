@@ -51,6 +51,7 @@ type clusterNode struct {
 	ctrlAddr string // the controller (peer) listener
 	dataDir  string
 	voters   string
+	extra    []string // more arguments to weir, e.g. --override key=value
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	log      *lockedBuffer
@@ -60,12 +61,19 @@ type clusterNode struct {
 // a voter of the metadata quorum, and waits until each listens.
 func startCluster(t *testing.T, n int) []*clusterNode {
 	t.Helper()
+	return startClusterWith(t, n)
+}
+
+// startClusterWith is startCluster with more arguments to every node
+// (kept across restarts).
+func startClusterWith(t *testing.T, n int, extra ...string) []*clusterNode {
+	t.Helper()
 	dir := t.TempDir()
 	nodes := make([]*clusterNode, n)
 	var voters []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{t: t, id: int32(i + 1), addr: freeAddr(t), ctrlAddr: freeAddr(t),
-			dataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), log: &lockedBuffer{}}
+			dataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), extra: extra, log: &lockedBuffer{}}
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, nodes[i].ctrlAddr))
 	}
 	t.Cleanup(func() {
@@ -91,12 +99,12 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 // launch starts the process without waiting for it.
 func (nd *clusterNode) launch() {
 	nd.t.Helper()
-	nd.cmd = exec.Command(weirBinary,
+	nd.cmd = exec.Command(weirBinary, append([]string{
 		"--node-id", fmt.Sprint(nd.id),
-		"--listeners", "PLAINTEXT://"+nd.addr+",CONTROLLER://"+nd.ctrlAddr,
+		"--listeners", "PLAINTEXT://" + nd.addr + ",CONTROLLER://" + nd.ctrlAddr,
 		"--controller-listener-names", "CONTROLLER",
 		"--controller-quorum-voters", nd.voters,
-		"--log-dirs", nd.dataDir)
+		"--log-dirs", nd.dataDir}, nd.extra...)...)
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
 	if err := nd.cmd.Start(); err != nil {
 		nd.t.Fatal(err)

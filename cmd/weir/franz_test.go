@@ -170,3 +170,35 @@ func TestDeleteThenRecreate(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeLogDirs asks kadm for the broker's log directory: it lists
+// every partition replica the broker holds, with its size on disk.
+func TestDescribeLogDirs(t *testing.T) {
+	b := startBroker(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, b.addr))
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "dirs"); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, b.addr, kgo.DefaultProduceTopic("dirs"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("hello"), Partition: 1}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := adm.DescribeBrokerLogDirs(ctx, 1, kadm.TopicsSet{"dirs": {0: {}, 1: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != 1 {
+		t.Fatalf("%d log dirs, want 1: %v", len(dirs), dirs)
+	}
+	for _, d := range dirs {
+		if d.Err != nil {
+			t.Fatalf("dir %s: %v", d.Dir, d.Err)
+		}
+		parts := d.Topics["dirs"]
+		if len(parts) != 2 || parts[0].Size != 0 || parts[1].Size <= 0 {
+			t.Fatalf("dir %s: partitions %+v, want 0 empty and 1 holding the record", d.Dir, parts)
+		}
+	}
+}

@@ -4,14 +4,20 @@ package broker
 // only wait is for the local fsync (see pendingProduce).
 //
 // Each partition's records must be exactly one valid batch (core/record
-// validates lengths, CRC32C, offset deltas, timestamps and size). With
-// acks=1 or -1 the answer waits, in the produce purgatory, until the batch is
-// stable: fsynced by default, which is stricter than Kafka (acks=1 there
-// waits for the page cache only); with flush.messages > 1 a topic gets
-// Kafka's behaviour. acks=-1 also requires min.insync.replicas ≤ the ISR
-// (this node alone). A retried idempotent batch gets its original offsets.
-// Transactional batches are refused (INVALID_TXN_STATE) until transactions
-// exist. Per-record errors (v8 record_errors) are not itemised.
+// validates lengths, CRC32C, offset deltas, timestamps and size). The
+// answer waits in the produce purgatory: with acks=1 until the leader has
+// the batch durably (fsynced by default, which is stricter than Kafka,
+// whose acks=1 waits for the page cache only; with flush.messages > 1 a
+// topic gets Kafka's behaviour), with acks=-1 until the high watermark
+// passes it, that is, until every member of the ISR has it durably
+// (replicate.go). acks=-1 needs at least min.insync.replicas in the ISR
+// when the batch arrives (else NOT_ENOUGH_REPLICAS, nothing appended) and
+// when the high watermark passes it (else
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND), and waits at most timeout_ms (then
+// REQUEST_TIMED_OUT: the batch may still commit). A retried idempotent
+// batch gets its original offsets. Transactional batches are refused
+// (INVALID_TXN_STATE) until transactions exist. Per-record errors (v8
+// record_errors) are not itemised.
 
 import (
 	"errors"
@@ -21,18 +27,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/record"
 )
 
-// pendingProduce is a produce request waiting for its batches to be stable.
-// It has no deadline: the wait is for the local fsync, which the disk
-// bounds (a failed one answers KAFKA_STORAGE_ERROR). timeout_ms will bound
-// the wait for replicas once partitions are replicated.
+// pendingProduce is a produce request waiting for its batches to be
+// acknowledged. An acks=1 request has no deadline: the wait is for the
+// local fsync, which the disk bounds (a failed one answers
+// KAFKA_STORAGE_ERROR); acks=-1 waits for replicas at most timeout_ms.
 type pendingProduce struct {
-	slot  *slot
-	resp  *kmsg.ProduceResponse
-	waits []produceWait
+	slot           *slot
+	resp           *kmsg.ProduceResponse
+	waits          []produceWait
+	acksAll        bool
+	deadlineMonoNs int64
 }
 
 type produceWait struct {
@@ -43,7 +52,10 @@ type produceWait struct {
 
 func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest, checked []port.CheckedBatch) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	pp := &pendingProduce{slot: s, resp: resp}
+	pp := &pendingProduce{slot: s, resp: resp, acksAll: req.Acks == -1, deadlineMonoNs: math.MaxInt64}
+	if pp.acksAll {
+		pp.deadlineMonoNs = n.now.MonoNs + int64(max(req.TimeoutMillis, 0))*1e6
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	k := 0 // index into checked
 	for i, rt := range req.Topics {
@@ -77,8 +89,9 @@ func (n *Node) handleProduce(s *slot, req *kmsg.ProduceRequest, checked []port.C
 			if last.logAppendTime {
 				op.LogAppendTime = n.now.WallMs
 			}
-			if last.last >= part.log.StableOffset() {
-				pp.waits = append(pp.waits, produceWait{part: part, last: last.last, out: op})
+			w := produceWait{part: part, last: last.last, out: op}
+			if !pp.acked(w) {
+				pp.waits = append(pp.waits, w)
 			}
 		}
 	}
@@ -184,10 +197,30 @@ func (n *Node) queueSync(p *partition) {
 	}
 }
 
-// advance drops the waits on p that stable now covers and answers the
-// request when none is left; it reports whether it answered.
-func (pp *pendingProduce) advance(n *Node, p *partition, stable int64) bool {
-	return pp.settle(n, func(w produceWait) bool { return w.part == p && w.last < stable })
+// acked reports whether w's batch is acknowledged: below the high
+// watermark for acks=-1, else below the stable offset.
+func (pp *pendingProduce) acked(w produceWait) bool {
+	if pp.acksAll && !bugs.On(bugs.AckBeforeReplicas) {
+		return w.last < w.part.hw
+	}
+	return w.last < w.part.log.StableOffset()
+}
+
+// advance drops the waits on p that are now acknowledged and answers the
+// request when none is left; it reports whether it answered. An acks=-1
+// batch acknowledged while the ISR is below min.insync.replicas is
+// answered NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka: it is stored,
+// but on fewer replicas than the topic asks for.
+func (pp *pendingProduce) advance(n *Node, p *partition) bool {
+	return pp.settle(n, func(w produceWait) bool {
+		if w.part != p || p.lead == nil || !pp.acked(w) {
+			return false
+		}
+		if pp.acksAll && len(p.maximalISR()) < int(p.topic.cfg.MinInsyncReplicas) {
+			w.out.ErrorCode = kerr.NotEnoughReplicasAfterAppend.Code
+		}
+		return true
+	})
 }
 
 // drop answers the waits on p with err (its partition is gone) and the

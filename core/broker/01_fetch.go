@@ -9,18 +9,20 @@ package broker
 // full and incremental requests, forgotten topics, session epochs, and a
 // cache of max.incremental.fetch.session.cache.slots sessions evicted least
 // recently used. read_committed sees the same data as read_uncommitted until
-// transactions exist. Only stable data is returned (fsynced by default), in
-// whole batches from one segment per partition, sent by sendfile: the
-// response names file ranges, never copies record bytes. Follower fetches
-// (replica_id ≥ 0) arrive with the replication issue; until then a replica
-// id is treated as a consumer. Partition order does not rotate between
-// fetches as Kafka's does.
+// transactions exist. Only records below the high watermark are returned
+// (durable on every ISR member), in whole batches from one segment per
+// partition, sent by sendfile: the response names file ranges, never
+// copies record bytes. A new leader whose high watermark has not yet
+// reached the log end it took over answers OFFSET_NOT_AVAILABLE (KIP-392's
+// retriable error) rather than a high watermark below records already
+// acknowledged. Followers fetch over the cluster transport (follow.go), so
+// a replica id here is treated as a consumer. Partition order does not
+// rotate between fetches as Kafka's does.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/wire"
 )
@@ -136,7 +138,11 @@ func (n *Node) fetchReady(f *pendingFetch) bool {
 		if err != nil {
 			return true
 		}
-		sl, rerr := p.log.Read(sp.offset, int64(sp.maxBytes), fetchEnd(p), true)
+		end, ok := servingEnd(p)
+		if !ok {
+			continue // not serving yet: the wait goes on
+		}
+		sl, rerr := p.log.Read(sp.offset, int64(sp.maxBytes), end, true)
 		if rerr != nil {
 			return true
 		}
@@ -165,10 +171,15 @@ func (n *Node) answerFetch(f *pendingFetch) {
 		rp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 		hasData := false
 		p, err := n.resolve(sp, req.Version)
+		end, serving := int64(0), false
 		if err == nil {
-			stable := fetchEnd(p)
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = stable, stable, p.log.StartOffset()
-			sl, rerr := p.log.Read(sp.offset, min(int64(sp.maxBytes), remaining), stable, minOne)
+			if end, serving = servingEnd(p); !serving {
+				err = kerr.OffsetNotAvailable
+			}
+		}
+		if err == nil {
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = end, end, p.log.StartOffset()
+			sl, rerr := p.log.Read(sp.offset, min(int64(sp.maxBytes), remaining), end, minOne)
 			switch {
 			case rerr != nil:
 				err = kerr.OffsetOutOfRange
@@ -204,13 +215,4 @@ func appendFetchPartition(resp *kmsg.FetchResponse, sp *sessionPart, rp kmsg.Fet
 	rt.Topic, rt.TopicID = sp.topic, sp.topicID
 	rt.Partitions = []kmsg.FetchResponseTopicPartition{rp}
 	resp.Topics = append(resp.Topics, rt)
-}
-
-// fetchEnd is where fetches stop and the high watermark they report: the
-// stable offset.
-func fetchEnd(p *partition) int64 {
-	if bugs.On(bugs.FetchUnsynced) {
-		return p.log.WrittenOffset()
-	}
-	return p.log.StableOffset()
 }

@@ -2,8 +2,9 @@ package broker
 
 // ListOffsets v1-v8: earliest (-2), latest (-1), max timestamp (-3),
 // earliest local (-4, the same as earliest without tiered storage), and by
-// timestamp. Latest is the stable offset (Kafka's high watermark; the same
-// for read_committed until transactions exist). By timestamp, Weir answers
+// timestamp. Latest is the high watermark (the same for read_committed
+// until transactions exist); a new leader whose high watermark is still
+// below its epoch start answers OFFSET_NOT_AVAILABLE (KIP-207). By timestamp, Weir answers
 // with the first batch holding a timestamp ≥ the target (its base offset
 // and largest timestamp); Kafka answers with the exact record inside it.
 
@@ -35,7 +36,13 @@ func (n *Node) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 }
 
 func (n *Node) listOffset(p *partition, ts int64, op *kmsg.ListOffsetsResponseTopicPartition) {
-	stable := p.log.StableOffset()
+	stable, serving := servingEnd(p)
+	if !serving && ts != -2 && ts != -4 {
+		// KIP-207: a new leader answers nothing that depends on the high
+		// watermark until it has reached its epoch's start offset.
+		op.ErrorCode = kerr.OffsetNotAvailable.Code
+		return
+	}
 	switch ts {
 	case -2, -4:
 		op.Offset = p.log.StartOffset()

@@ -1,9 +1,10 @@
 package broker
 
 // OffsetForLeaderEpoch v0-v4 (KIP-101, KIP-320): where a leader epoch's
-// batches end in this partition, so a consumer (or, with the replication
-// issue, a follower) can tell whether the log it read was truncated. The
-// current leader epoch a client sends (v2+) is checked as Fetch checks it.
+// batches end in this partition, so a consumer can tell whether the log it
+// read was truncated (followers use Fetch's diverging epoch instead, see
+// follow.go). The current leader epoch a client sends (v2+) is checked as
+// Fetch checks it.
 // For clients the latest epoch ends at the high watermark: they never see
 // beyond it.
 
@@ -27,7 +28,7 @@ func (n *Node) handleOffsetForLeaderEpoch(s *slot, req *kmsg.OffsetForLeaderEpoc
 			if p, err := n.led(t, rp.Partition, current); err != nil {
 				op.ErrorCode = err.Code
 			} else {
-				op.LeaderEpoch, op.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch, p.log.StableOffset())
+				op.LeaderEpoch, op.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch, p.hw)
 			}
 			out.Partitions = append(out.Partitions, op)
 		}

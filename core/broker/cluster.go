@@ -32,6 +32,8 @@ const (
 	peerRaft       byte = 1
 	peerCtrlReq    byte = 2
 	peerCtrlResp   byte = 3
+	peerFetchReq   byte = 4
+	peerFetchResp  byte = 5
 	electionTicks       = 10
 	heartbeatTicks      = 1
 )
@@ -177,6 +179,11 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 			_, err := n.cfg.TopicConfig(o)
 			return err
 		},
+		UncleanLeaderElection: func(o map[string]string) bool {
+			t, err := n.cfg.TopicConfig(o)
+			return err == nil && t.UncleanLeaderElection
+		},
+		Logger:    n.log,
 		Rand:      n.rnd.Uint64,
 		ClusterID: n.cfg.ClusterID,
 	}, (*raftLog)(n))
@@ -452,6 +459,10 @@ func (n *Node) peerMessage(m port.PeerMessage) {
 			return
 		}
 		call.done(resp, nil)
+	case peerFetchReq:
+		n.replicaFetch(m.From, body)
+	case peerFetchResp:
+		n.replicaFetched(m.From, body)
 	}
 }
 
@@ -494,7 +505,8 @@ var controllerKeys = map[int16]bool{
 	kmsg.BrokerRegistration.Int16(): true, kmsg.BrokerHeartbeat.Int16(): true,
 	kmsg.CreateTopics.Int16(): true, kmsg.DeleteTopics.Int16(): true,
 	kmsg.CreatePartitions.Int16(): true, kmsg.ElectLeaders.Int16(): true,
-	kmsg.AllocateProducerIDs.Int16(): true,
+	kmsg.AllocateProducerIDs.Int16(): true, kmsg.AlterPartition.Int16(): true,
+	kmsg.AlterPartitionAssignments.Int16(): true, kmsg.ListPartitionReassignments.Int16(): true,
 }
 
 // decodeCall parses a forwarded controller request.
@@ -550,7 +562,11 @@ func (n *Node) endCalls(err *kerr.Error, which func(*controllerCall) bool) {
 
 // DescribePeer renders a cluster message for traces: its Raft message type
 // and term, or the kind of controller call.
-func DescribePeer(data []byte) string {
+func DescribePeer(e port.SendPeer) string {
+	data := e.Data
+	if len(data) == 0 && len(e.Chunks) > 0 {
+		data = e.Chunks[0].Bytes // a replica fetch response
+	}
 	if len(data) == 0 {
 		return "(empty)"
 	}
@@ -567,6 +583,10 @@ func DescribePeer(data []byte) string {
 		}
 	case peerCtrlResp:
 		return "controller response"
+	case peerFetchReq:
+		return "replica fetch"
+	case peerFetchResp:
+		return "replica fetch response"
 	}
 	return "unknown cluster message"
 }

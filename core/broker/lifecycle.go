@@ -23,6 +23,28 @@ type registration struct {
 	// controlled shutdown finished (or was not needed).
 	stopping, stopped bool
 	stopDeadlineNs    int64
+	// leaseFromNs is when the last heartbeat the controller answered
+	// "unfenced" was sent (see leaseValid).
+	leaseFromNs int64
+}
+
+// leaseValid reports whether this broker may still act as a partition
+// leader. The controller fences a broker, and elects other leaders for its
+// partitions, only once broker.session.timeout.ms have passed since it last
+// received a heartbeat, which is after that heartbeat was sent; a new
+// controller starts every session afresh. So a broker that stops leading a
+// little before a session timeout has passed since it sent its last
+// answered heartbeat has stopped before anyone else can lead in its
+// place: a broker cut off from the controller but not from clients never
+// serves reads that miss records a new leader acknowledged (claim 2), as
+// Kafka's brokers can. The margin covers monotonic clocks running at
+// slightly different rates.
+func (n *Node) leaseValid() bool {
+	if !n.isBroker() {
+		return false
+	}
+	sessionNs := int64(n.cfg.BrokerSessionTimeoutMs) * 1e6
+	return n.now.MonoNs < n.cluster.reg.leaseFromNs+sessionNs-sessionNs/8
 }
 
 // controlledShutdownTimeoutNs bounds how long a stop waits for the
@@ -68,7 +90,7 @@ func (n *Node) brokerLifecycle() {
 	req.CurrentMetadataOffset = int64(n.cluster.applied)
 	req.WantFence = !n.cluster.caughtUp
 	req.WantShutdown = r.stopping
-	epoch := r.epoch
+	epoch, sentNs := r.epoch, n.now.MonoNs
 	r.inFlight = true
 	n.callController(req, func(kr kmsg.Response, err error) {
 		r.inFlight = false
@@ -89,6 +111,11 @@ func (n *Node) brokerLifecycle() {
 			n.log.Info("broker fencing changed", "fenced", resp.IsFenced, "epoch", epoch)
 		}
 		r.fenced = resp.IsFenced
+		if !r.fenced {
+			r.leaseFromNs = max(r.leaseFromNs, sentNs)
+		}
+		// Being unfenced may be the last thing a booting broker waits for.
+		n.releaseHeldIfReady()
 		if r.stopping && resp.ShouldShutdown {
 			n.log.Info("controlled shutdown complete")
 			r.stopped = true

@@ -46,8 +46,22 @@ type Node struct {
 
 	produces []*pendingProduce
 	fetches  []*pendingFetch
-	sessions sessionCache
-	groups   *group.Coordinator
+
+	// Replication: follower fetches waiting at this leader; the
+	// partitions this node follows, in topic order; whether some may
+	// fetch now; the last fetch id; when follower fetches next need a look
+	// (timeouts, backoffs), when ISRs are next checked for laggards, and
+	// when an ISR change of unknown outcome is next sent again (zero:
+	// none is due).
+	replicaFetches []*pendingReplicaFetch
+	following      []*partition
+	fetchDue       bool
+	nextFetchID    uint64
+	followCheckNs  int64
+	nextISRCheckNs int64
+	alterRetryNs   int64
+	sessions       sessionCache
+	groups         *group.Coordinator
 
 	nextRetentionMonoNs int64
 
@@ -102,6 +116,7 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		n.reconcile()
 	}
 	n.nextRetentionMonoNs = now.MonoNs + cfg.RetentionCheckIntervalMs*1e6
+	n.nextISRCheckNs = now.MonoNs + n.isrCheckIntervalNs()
 	n.log.Info("recovered", "topics", len(n.topics.sorted), "metadata_index", n.cluster.bootLast)
 	return n, nil
 }
@@ -150,6 +165,7 @@ func (n *Node) Ready() port.Ready {
 		}
 	}
 	n.syncing = n.syncing[:0]
+	n.sendReplicaFetches()
 	n.pumpRaft()
 	eff := n.effects
 	n.effects = nil
@@ -216,6 +232,10 @@ func (n *Node) failStorage(err error) {
 		pp.failAll(n, kerr.KafkaStorageError)
 	}
 	n.produces = nil
+	for _, f := range n.replicaFetches {
+		n.answerReplicaFetch(f) // each partition answers KAFKA_STORAGE_ERROR
+	}
+	n.replicaFetches = nil
 	n.failWaiting()
 	// A node that has replayed its metadata answers what it holds with
 	// KAFKA_STORAGE_ERROR. One that has not keeps holding requests: its
@@ -239,13 +259,13 @@ func (n *Node) releaseHeldIfReady() {
 	}
 	for _, t := range n.topics.sorted {
 		for _, p := range t.partitions {
-			if p.log != nil && p.log.DurableOffset() < p.log.EndOffset() {
+			if p.log != nil && !p.log.RecoveryDurable() {
 				return
 			}
 		}
 	}
 	for _, p := range n.pool {
-		if p.log.DurableOffset() < p.log.EndOffset() {
+		if !p.log.RecoveryDurable() {
 			return
 		}
 	}
@@ -274,6 +294,32 @@ func (n *Node) expire() {
 		n.answerFetch(f)
 		return true
 	})
+	n.replicaFetches = slices.DeleteFunc(n.replicaFetches, func(f *pendingReplicaFetch) bool {
+		if now < f.deadlineMonoNs {
+			return false
+		}
+		n.answerReplicaFetch(f)
+		return true
+	})
+	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool {
+		if now < pp.deadlineMonoNs {
+			return false
+		}
+		pp.failAll(n, kerr.RequestTimedOut)
+		return true
+	})
+	if n.followCheckNs > 0 && now >= n.followCheckNs {
+		n.followCheckNs = n.expireReplicaFetches()
+	}
+	if now >= n.nextISRCheckNs {
+		n.nextISRCheckNs = now + n.isrCheckIntervalNs()
+		if !n.booting && n.storageErr == nil {
+			n.shrinkISRs()
+		}
+	}
+	if n.alterRetryNs > 0 && now >= n.alterRetryNs {
+		n.retryAlters()
+	}
 	n.flushDue = slices.DeleteFunc(n.flushDue, func(p *partition) bool {
 		if due := p.log.FlushDueMonoNs(); due > 0 && now < due {
 			return false
@@ -299,7 +345,7 @@ func (n *Node) applyRetention() {
 			if p.log == nil {
 				continue // a replica held elsewhere
 			}
-			if ops := p.log.ApplyRetention(n.now.WallMs); len(ops) > 0 {
+			if ops := p.log.ApplyRetention(n.now.WallMs, p.hw); len(ops) > 0 {
 				n.issue(p, ops)
 				n.queueSync(p)
 			}
@@ -315,6 +361,19 @@ func (n *Node) nextWake() int64 {
 	for _, f := range n.fetches {
 		wake = min(wake, f.deadlineMonoNs)
 	}
+	for _, f := range n.replicaFetches {
+		wake = min(wake, f.deadlineMonoNs)
+	}
+	for _, pp := range n.produces {
+		wake = min(wake, pp.deadlineMonoNs)
+	}
+	wake = min(wake, n.nextISRCheckNs)
+	if n.followCheckNs > 0 {
+		wake = min(wake, n.followCheckNs)
+	}
+	if n.alterRetryNs > 0 {
+		wake = min(wake, n.alterRetryNs)
+	}
 	if d := n.groups.NextDeadline(); d > 0 {
 		wake = min(wake, d)
 	}
@@ -326,14 +385,31 @@ func (n *Node) nextWake() int64 {
 	return wake
 }
 
-// partitionAdvanced wakes whatever waits on a partition's stable offset.
+// partitionAdvanced follows a change to a partition's log or replicas:
+// a leader's high watermark may move, and what waits on it, or on the
+// stable offset, or (follower fetches) on new data, may be answered; a
+// follower may fetch again.
 func (n *Node) partitionAdvanced(p *partition) {
+	if p.lead != nil {
+		n.advanceHW(p)
+		if len(n.replicaFetches) > 0 {
+			n.wakeReplicaFetches(p)
+		}
+	}
+	if p.follow != nil && n.canFetch(p) {
+		n.fetchDue = true
+	}
 	stable := p.log.StableOffset()
-	if stable == p.lastStable {
+	if stable == p.lastStable && p.hw == p.lastHW {
 		return
 	}
-	p.lastStable = stable
-	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool { return pp.advance(n, p, stable) })
+	p.lastStable, p.lastHW = stable, p.hw
+	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool { return pp.advance(n, p) })
+	n.wakeFetches(p)
+}
+
+// wakeFetches answers the consumer fetches waiting on p that are ready.
+func (n *Node) wakeFetches(p *partition) {
 	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
 		if !f.includes(p) || !n.fetchReady(f) {
 			return false
@@ -341,6 +417,11 @@ func (n *Node) partitionAdvanced(p *partition) {
 		n.answerFetch(f)
 		return true
 	})
+}
+
+// dropProduces answers the produces waiting on p with err.
+func (n *Node) dropProduces(p *partition, err *kerr.Error) {
+	n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool { return pp.drop(n, p, err) })
 }
 
 func (n *Node) handleRequest(r port.Request) {
@@ -408,6 +489,12 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleListGroups(s, req)
 	case *kmsg.DeleteGroupsRequest:
 		n.handleDeleteGroups(s, req)
+	case *kmsg.DescribeLogDirsRequest:
+		n.handleDescribeLogDirs(s, req)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		n.handleAlterPartitionReassignments(s, req)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		n.handleListPartitionReassignments(s, req)
 	default:
 		// wire.ParseRequest admits only keys Supported lists.
 		panic(fmt.Sprintf("broker: no handler for api key %d", r.Header.APIKey))

@@ -55,12 +55,25 @@ func (n *Node) reconcile() {
 				t.addPartition(nil)
 			}
 			p := t.partitions[i]
-			if p.log == nil && slices.Contains(ip.Replicas, n.cluster.self) {
+			assigned := slices.Contains(ip.Replicas, n.cluster.self)
+			switch {
+			case p.log == nil && assigned:
 				p = n.openLog(t, int32(i))
+			case p.log != nil && !assigned:
+				// A reassignment moved the replica away: the others hold
+				// it now (the controller drops a replica only once the
+				// new ones are in the ISR).
+				n.log.Info("removing a replica reassigned away", "topic", t.name, "partition", i)
+				n.dropReplica(p, kerr.NotLeaderForPartition)
+				p.log = nil
 			}
 			p.state, p.visible = ip, true
+			if p.log != nil {
+				n.updateRole(p)
+			}
 		}
 	}
+	n.following = n.followingPartitions()
 	// What the pool still holds, no committed partition owns here.
 	for _, dir := range slices.Sorted(maps.Keys(n.pool)) {
 		n.log.Info("removing a partition directory the metadata does not assign here", "dir", dir)
@@ -129,14 +142,54 @@ func (n *Node) dropTopic(t *topic) {
 		n.groups.DeleteTopicOffsets(n.now.MonoNs, t.name)
 	}
 	for _, p := range t.partitions {
-		if p.log == nil {
-			continue
+		if p.log != nil {
+			n.dropReplica(p, kerr.UnknownTopicOrPartition)
 		}
-		// A removed log syncs nothing more: produces waiting on it
-		// would never be answered.
-		n.produces = slices.DeleteFunc(n.produces, func(pp *pendingProduce) bool {
-			return pp.drop(n, p, kerr.UnknownTopicOrPartition)
-		})
-		n.issue(p, p.log.Remove())
 	}
+}
+
+// dropReplica ends this node's part in p and removes its log; produces
+// waiting on it are answered err (a removed log syncs nothing more, so
+// they would never be).
+func (n *Node) dropReplica(p *partition, err *kerr.Error) {
+	if p.lead != nil {
+		n.resign(p)
+	}
+	p.follow = nil
+	n.dropProduces(p, err)
+	n.issue(p, p.log.Remove())
+}
+
+// updateRole makes p's leadership follow the image: this node leads it in
+// the image's leader epoch, follows the image's leader, or neither.
+func (n *Node) updateRole(p *partition) {
+	settleAlter(p)
+	leads := p.state.Leader == n.cluster.self
+	if p.lead != nil && (!leads || p.lead.epoch != p.state.LeaderEpoch) {
+		n.resign(p)
+	}
+	if fs := p.follow; fs != nil && (fs.leader != p.state.Leader || fs.epoch != p.state.LeaderEpoch) {
+		p.follow = nil
+	}
+	switch {
+	case leads && p.lead == nil:
+		n.becomeLeader(p)
+	case !leads && p.state.Leader >= 0 && p.follow == nil:
+		n.becomeFollower(p)
+	}
+	if p.lead != nil {
+		p.lead.syncFollowers(p.state.Replicas, n.cluster.self, n.now.MonoNs)
+		// The ISR may have shrunk: the high watermark may move.
+		n.partitionAdvanced(p)
+	}
+}
+
+// resign ends this node's leadership of p: what waits on it as leader is
+// answered NOT_LEADER_OR_FOLLOWER, and the fetches waiting on it see the
+// change.
+func (n *Node) resign(p *partition) {
+	p.lead = nil
+	n.dropProduces(p, kerr.NotLeaderForPartition)
+	n.wakeFetches(p)
+	n.wakeReplicaFetches(p)
 }

@@ -35,8 +35,17 @@ type partition struct {
 	state metadata.Partition
 	// log is nil unless this node holds a replica.
 	log *partlog.Log
-	// lastStable is the stable offset last announced to waiters.
-	lastStable int64
+	// lastStable and lastHW are the stable offset and high watermark
+	// last announced to waiters.
+	lastStable, lastHW int64
+	// hw is the high watermark: on the leader, the end of what every ISR
+	// member has durably (replicate.go); on a follower, what its leader
+	// last said, bounded by its own log end.
+	hw int64
+	// lead is set while this node leads the partition, follow while it
+	// follows a leader; neither while it has no replica or no leader.
+	lead   *leadState
+	follow *followState
 	// visible, as for topics: partitions added by CreatePartitions appear
 	// once durable.
 	visible bool
@@ -86,7 +95,7 @@ func (n *Node) led(t *topic, index int32, clientEpoch int32) (*partition, *kerr.
 		return nil, kerr.FencedLeaderEpoch
 	}
 	switch {
-	case p.state.Leader != n.cluster.self || p.log == nil:
+	case p.lead == nil || !n.leaseValid():
 		return nil, kerr.NotLeaderForPartition
 	case n.storageErr != nil:
 		return nil, kerr.KafkaStorageError

@@ -76,6 +76,27 @@ const (
 	// from a quorum: cut off, it goes on acting as the active controller
 	// while the others elect a new one (claim 6).
 	NoCheckQuorum
+	// AckBeforeReplicas answers an acks=all produce once the leader has
+	// the batch durably, without waiting for the ISR: a leader crash then
+	// elects a follower without acknowledged records (claim 1).
+	AckBeforeReplicas
+	// HWIgnoresLaggard advances the high watermark past the ISR member
+	// furthest behind: if that member is elected, records below the
+	// high watermark are lost (claims 1 and 2).
+	HWIgnoresLaggard
+	// NoDivergenceCheck makes a leader skip the last-fetched-epoch check,
+	// so a follower never learns its log diverged (claims 1 and 2).
+	NoDivergenceCheck
+	// NoTruncation makes a follower ignore a diverging epoch: its log
+	// keeps a tail the leader does not have (claims 1 and 2).
+	NoTruncation
+	// FollowerReportsUnsynced lets a follower fetch (and so report as
+	// replicated) before its appends are fsynced: a machine crash of the
+	// ISR loses acknowledged records (claim 1).
+	FollowerReportsUnsynced
+	// ElectOutsideISR lets the controller elect a leader that is not in
+	// the ISR: it may lack acknowledged records (claim 1).
+	ElectOutsideISR
 
 	numBugs
 )
@@ -95,6 +116,12 @@ var names = [...]string{
 	LeaderEpochNotBumped:      "LeaderEpochNotBumped",
 	VoteNotPersisted:          "VoteNotPersisted",
 	NoCheckQuorum:             "NoCheckQuorum",
+	AckBeforeReplicas:         "AckBeforeReplicas",
+	HWIgnoresLaggard:          "HWIgnoresLaggard",
+	NoDivergenceCheck:         "NoDivergenceCheck",
+	NoTruncation:              "NoTruncation",
+	FollowerReportsUnsynced:   "FollowerReportsUnsynced",
+	ElectOutsideISR:           "ElectOutsideISR",
 }
 
 func (b Bug) String() string {

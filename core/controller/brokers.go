@@ -150,7 +150,8 @@ func (c *Controller) leadsAny(id port.NodeID) bool {
 
 // leaveBroker returns the partition changes that take broker id out of
 // service (fenced, re-registered or in controlled shutdown): leadership
-// moves to another ISR member that can lead (or to no leader), and it
+// moves to another ISR member that can lead (or, where the topic allows an
+// unclean election, to any replica that can; or to no leader), and it
 // leaves each ISR it is not the last member of. The last member stays: it
 // holds every acknowledged record, and with unclean election off only it
 // may lead again.
@@ -168,52 +169,72 @@ func (c *Controller) leaveBroker(id port.NodeID) []metadata.Record {
 				next.ISR = slices.DeleteFunc(next.ISR, func(r port.NodeID) bool { return r == id })
 			}
 			if p.Leader == id {
-				next.Leader = c.chooseLeader(next, id)
+				next = c.electLeader(t.Name, int32(i), next, id, false)
 			}
-			if next.Leader == p.Leader && len(next.ISR) == len(p.ISR) {
-				continue // the last ISR member of a leaderless partition: nothing changes
+			// The last ISR member of a leaderless partition: nothing
+			// changes.
+			if rec, ok := c.change(t, int32(i), p, next); ok {
+				recs = append(recs, rec)
 			}
-			recs = append(recs, c.change(t.ID, int32(i), p, next))
 		}
 	}
 	return recs
 }
 
-// chooseLeader picks the first replica, in preference order, that is in
-// the ISR and can lead, other than except; None (-1) when there is none.
-func (c *Controller) chooseLeader(p metadata.Partition, except port.NodeID) port.NodeID {
-	for _, r := range p.Replicas {
-		if r != except && slices.Contains(p.ISR, r) && c.usable(r) {
-			return r
-		}
+// change returns the record that moves a partition of t from prev to
+// next, raising its epochs, or false when next changes nothing. As
+// Kafka's PartitionChangeBuilder does, it first completes a reassignment
+// in progress that next's ISR allows (see completeReassignment): whatever
+// changes a partition finishes its reassignment as soon as it can.
+//
+// The leader epoch rises when the leader changes, and also, as in Kafka's
+// triggerLeaderEpochBumpForReplicaReassignmentIfNeeded, when replicas are
+// taken away: the removed replicas' fetches at the old epoch are fenced.
+func (c *Controller) change(t metadata.Topic, partition int32, prev, next metadata.Partition) (metadata.Record, bool) {
+	next = c.completeReassignment(t.Name, partition, next)
+	if samePartition(prev, next) {
+		return metadata.Record{}, false
 	}
-	return -1
-}
-
-// change returns the record that moves a partition from prev to next,
-// raising its epochs.
-func (c *Controller) change(topicID [16]byte, partition int32, prev, next metadata.Partition) metadata.Record {
 	next.PartitionEpoch = prev.PartitionEpoch + 1
-	if next.Leader != prev.Leader && !bugs.On(bugs.LeaderEpochNotBumped) {
+	if next.Leader != prev.Leader && !bugs.On(bugs.LeaderEpochNotBumped) || !containsAll(next.Replicas, prev.Replicas) {
 		next.LeaderEpoch = prev.LeaderEpoch + 1
 	}
-	return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: topicID, Partition: partition,
+	return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: t.ID, Partition: partition,
 		Replicas: next.Replicas, ISR: next.ISR, Leader: next.Leader,
-		LeaderEpoch: next.LeaderEpoch, PartitionEpoch: next.PartitionEpoch}}
+		LeaderEpoch: next.LeaderEpoch, PartitionEpoch: next.PartitionEpoch,
+		AddingReplicas: next.AddingReplicas, RemovingReplicas: next.RemovingReplicas}}, true
+}
+
+// samePartition reports whether b is a's state with nothing changed (the
+// ISR in any order).
+func samePartition(a, b metadata.Partition) bool {
+	return a.Leader == b.Leader && slices.Equal(a.Replicas, b.Replicas) && sameMembers(a.ISR, b.ISR) &&
+		slices.Equal(a.AddingReplicas, b.AddingReplicas) && slices.Equal(a.RemovingReplicas, b.RemovingReplicas)
+}
+
+// containsAll reports whether every member of sub is in set.
+func containsAll(set, sub []port.NodeID) bool {
+	for _, r := range sub {
+		if !slices.Contains(set, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // electLeaderless gives a leader to every partition without one that has
-// an ISR member able to lead.
+// an ISR member able to lead, or, where the topic allows an unclean
+// election, any replica able to.
 func (c *Controller) electLeaderless() []metadata.Record {
 	var recs []metadata.Record
 	for _, t := range c.view.Topics() {
 		for i, p := range t.Partitions {
-			if p.Leader != -1 {
+			if p.Leader != metadata.NoLeader {
 				continue
 			}
-			next := p
-			if next.Leader = c.chooseLeader(p, -1); next.Leader != -1 {
-				recs = append(recs, c.change(t.ID, int32(i), p, next))
+			if next := c.electLeader(t.Name, int32(i), p, metadata.NoLeader, false); next.Leader != metadata.NoLeader {
+				rec, _ := c.change(t, int32(i), p, next)
+				recs = append(recs, rec)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/base64"
+	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,11 +23,18 @@ type Config struct {
 	RebalanceIntervalMs int64
 	// ValidateTopicConfig checks a new topic's config overrides.
 	ValidateTopicConfig func(overrides map[string]string) error
+	// UncleanLeaderElection reports whether a topic with these config
+	// overrides has unclean.leader.election.enable, set on the topic or
+	// by the broker default; nil means no topic has.
+	UncleanLeaderElection func(overrides map[string]string) bool
 	// Rand returns random bits (topic and cluster ids) from the node's
 	// seeded source.
 	Rand func() uint64
 	// ClusterID names a new cluster (cluster.id); "" draws one.
 	ClusterID string
+	// Logger gets what operators must hear of (unclean elections); nil
+	// discards it.
+	Logger *slog.Logger
 }
 
 // Proposer is the Raft log as the controller sees it.
@@ -44,6 +52,7 @@ type Proposer interface {
 type Controller struct {
 	cfg    Config
 	log    Proposer
+	logger *slog.Logger
 	active bool
 	// view is the committed image plus proposed batches.
 	view *metadata.Image
@@ -64,7 +73,11 @@ type batch struct {
 
 // New returns an inactive controller.
 func New(cfg Config, log Proposer) *Controller {
-	return &Controller{cfg: cfg, log: log}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Controller{cfg: cfg, log: log, logger: logger}
 }
 
 // Activate makes this node the active controller, starting from the
@@ -201,6 +214,12 @@ func (c *Controller) dispatch(nowMs int64, req kmsg.Request, resp kmsg.Response,
 		c.electLeaders(req, resp.(*kmsg.ElectLeadersResponse), reply)
 	case *kmsg.AllocateProducerIDsRequest:
 		c.allocateProducerIDs(req, resp.(*kmsg.AllocateProducerIDsResponse), reply)
+	case *kmsg.AlterPartitionRequest:
+		c.alterPartition(req, resp.(*kmsg.AlterPartitionResponse), reply)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		c.alterPartitionReassignments(req, resp.(*kmsg.AlterPartitionAssignmentsResponse), reply)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		c.listPartitionReassignments(req, resp.(*kmsg.ListPartitionReassignmentsResponse), reply)
 	default:
 		reply(fillError(req, resp, kerr.UnsupportedVersion))
 	}
@@ -222,6 +241,26 @@ func fillError(req kmsg.Request, resp kmsg.Response, err *kerr.Error) kmsg.Respo
 		resp.ErrorCode, resp.IsFenced = err.Code, true
 	case *kmsg.AllocateProducerIDsResponse:
 		resp.ErrorCode = err.Code
+	case *kmsg.AlterPartitionResponse:
+		// The top-level error alone, as Kafka's
+		// AlterPartitionRequest.getErrorResponse.
+		resp.ErrorCode, resp.Topics = err.Code, nil
+	case *kmsg.ListPartitionReassignmentsResponse:
+		resp.ErrorCode, resp.Topics = err.Code, nil
+	case *kmsg.AlterPartitionAssignmentsResponse:
+		// The top-level error and each partition's, as Kafka's
+		// AlterPartitionReassignmentsRequest.getErrorResponse.
+		resp.ErrorCode, resp.ErrorMessage, resp.Topics = err.Code, nil, nil
+		for _, t := range req.(*kmsg.AlterPartitionAssignmentsRequest).Topics {
+			rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, err.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
 	case *kmsg.ElectLeadersResponse:
 		// v0 has no top-level error code: each partition carries it, as
 		// in Kafka's ElectLeadersRequest.getErrorResponse.

@@ -29,9 +29,16 @@ func allRequests() []kmsg.Request {
 	el.Topics = append(el.Topics, elt)
 	pid := kmsg.NewPtrAllocateProducerIDsRequest()
 	pid.BrokerID, pid.BrokerEpoch = 1, 1
+	alter := kmsg.NewPtrAlterPartitionRequest()
+	alter.Version, alter.BrokerID, alter.BrokerEpoch = 3, 1, 1
+	at := kmsg.NewAlterPartitionRequestTopic()
+	at.TopicID = [16]byte{1}
+	at.Partitions = append(at.Partitions, kmsg.NewAlterPartitionRequestTopicPartition())
+	alter.Topics = append(alter.Topics, at)
 	return []kmsg.Request{
 		registrationReq(1, 1), heartbeatReq(1, 1, 1),
-		createReq(newTopic("t", 1, 1), newTopic("u", 1, 1)), del, cp, el, pid,
+		createReq(newTopic("t", 1, 1), newTopic("u", 1, 1)), del, cp, el, pid, alter,
+		reassignReq(0, move{"t", 0, []int32{1}}, move{"t", 1, nil}, move{"u", 0, []int32{2}}), listReq(nil),
 	}
 }
 
@@ -78,6 +85,27 @@ func checkNotController(t *testing.T, resp kmsg.Response) {
 		}
 	case *kmsg.AllocateProducerIDsResponse:
 		wantCode(t, "allocate", r.ErrorCode, nc)
+	case *kmsg.AlterPartitionResponse:
+		// The top-level error alone, as in Kafka.
+		wantCode(t, "alter partition", r.ErrorCode, nc)
+		if r.Topics != nil {
+			t.Fatalf("alter partition: %+v", r.Topics)
+		}
+	case *kmsg.AlterPartitionAssignmentsResponse:
+		wantCode(t, "reassign", r.ErrorCode, nc)
+		if len(r.Topics) != 2 || len(r.Topics[0].Partitions) != 2 || len(r.Topics[1].Partitions) != 1 {
+			t.Fatalf("reassign: %+v", r.Topics)
+		}
+		for _, rt := range r.Topics {
+			for _, p := range rt.Partitions {
+				wantCode(t, "reassign partition", p.ErrorCode, nc)
+			}
+		}
+	case *kmsg.ListPartitionReassignmentsResponse:
+		wantCode(t, "list reassignments", r.ErrorCode, nc)
+		if r.Topics != nil {
+			t.Fatalf("list reassignments: %+v", r.Topics)
+		}
 	default:
 		t.Fatalf("unexpected response %T", resp)
 	}
@@ -514,8 +542,9 @@ func TestCreateTopicsDefaultsAndPlacement(t *testing.T) {
 	if rt.NumPartitions != 3 || rt.ReplicationFactor != 2 || rt.TopicID != tp.ID || len(tp.Partitions) != 3 {
 		t.Fatalf("default topic result %+v, committed %+v", rt, tp)
 	}
+	// A new partition's log is empty, so every replica is in sync.
 	for i, p := range tp.Partitions {
-		if len(p.Replicas) != 2 || p.Leader != p.Replicas[0] || p.LeaderEpoch != 0 || p.PartitionEpoch != 0 {
+		if len(p.Replicas) != 2 || p.Leader != p.Replicas[0] || !equal(p.ISR, p.Replicas) || p.LeaderEpoch != 0 || p.PartitionEpoch != 0 {
 			t.Fatalf("partition %d: %+v", i, p)
 		}
 	}
@@ -566,7 +595,8 @@ func TestCreateTopicsManualAssignment(t *testing.T) {
 	if rt.ErrorCode != 0 || rt.NumPartitions != 2 || rt.ReplicationFactor != 2 {
 		t.Fatalf("manual: %+v %s", rt, str(rt.ErrorMessage))
 	}
-	if p := e.partition("m", 0); !equal(p.Replicas, ids(1, 3)) || p.Leader != 1 {
+	// The ISR is every usable replica: fenced 4 joins once caught up.
+	if p := e.partition("m", 0); !equal(p.Replicas, ids(1, 3)) || p.Leader != 1 || !equal(p.ISR, ids(1, 3)) {
 		t.Fatalf("m-0 %+v", p)
 	}
 	if p := e.partition("m", 1); !equal(p.Replicas, ids(4, 2)) || p.Leader != 2 || !equal(p.ISR, ids(2)) {
@@ -842,7 +872,7 @@ func TestCreatePartitions(t *testing.T) {
 		t.Fatalf("partitions %d", len(tp.Partitions))
 	}
 	for _, p := range tp.Partitions {
-		if len(p.Replicas) != 2 || p.Leader == -1 {
+		if len(p.Replicas) != 2 || p.Leader != p.Replicas[0] || !equal(p.ISR, p.Replicas) {
 			t.Fatalf("new partition %+v", p)
 		}
 	}
@@ -862,7 +892,7 @@ func TestCreatePartitions(t *testing.T) {
 	if p := e.partition("t", 3); !equal(p.Replicas, ids(3, 1)) || p.Leader != 3 {
 		t.Fatalf("t-3 %+v", p)
 	}
-	if p := e.partition("t", 4); !equal(p.Replicas, ids(4, 2)) || p.Leader != 2 {
+	if p := e.partition("t", 4); !equal(p.Replicas, ids(4, 2)) || p.Leader != 2 || !equal(p.ISR, ids(2)) {
 		t.Fatalf("t-4 %+v", p)
 	}
 	for _, c := range []kmsg.CreatePartitionsRequestTopic{

@@ -4,11 +4,13 @@
 //
 // It handles the controller's requests (broker registration and
 // heartbeats, CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders,
-// AllocateProducerIds), validates each against its view of the metadata,
-// and turns it into a batch of metadata records that it proposes to Raft.
-// A reply leaves only once its batch is committed, so nothing acknowledged
-// can be lost; a controller that loses leadership fails what it had not
-// committed, and its successor starts from the committed image.
+// AllocateProducerIds, AlterPartition, AlterPartitionReassignments,
+// ListPartitionReassignments), validates each against its view of
+// the metadata, and turns it into a batch of metadata records that it
+// proposes to Raft. A reply leaves only once its batch is committed, so
+// nothing acknowledged can be lost; a controller that loses leadership
+// fails what it had not committed, and its successor starts from the
+// committed image.
 //
 // The controller's view is the committed image plus the batches it has
 // proposed and not yet seen committed: two requests in flight are
@@ -23,4 +25,15 @@
 // leaderships and leaves every ISR it is not the last member of). A new
 // controller gives every broker a fresh session rather than fencing on
 // stale information.
+//
+// The ISR is Kafka's: a new partition's is every usable replica, its
+// leader shrinks and expands it with AlterPartition, and leaders are
+// elected from it alone. Only an explicit unclean ElectLeaders, or a topic
+// with unclean.leader.election.enable whose ISR has no member able to
+// lead, gives the leadership to a replica outside it, and that is logged.
+//
+// Reassignments are Kafka's (KIP-455, see reassign.go): the new replicas
+// join the partition as replicas being added, enter the ISR like any
+// follower, and the change that brings the last of them in drops the
+// replicas being removed, moving the leadership if its holder is one.
 package controller

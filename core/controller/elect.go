@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/core/bugs"
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/port"
 )
@@ -121,22 +122,14 @@ func (c *Controller) elect(t metadata.Topic, p int32, electionType int8) (metada
 		if cur.Leader != -1 {
 			return metadata.Record{}, fmt.Errorf("%w: the partition has a leader", kerr.ElectionNotNeeded)
 		}
-		if next.Leader = c.chooseLeader(cur, -1); next.Leader == -1 {
-			// Unclean: any live replica, and the ISR restarts from it.
-			for _, r := range cur.Replicas {
-				if c.usable(r) {
-					next.Leader, next.ISR = r, []port.NodeID{r}
-					break
-				}
-			}
-		}
-		if next.Leader == -1 {
+		if next = c.electLeader(t.Name, p, cur, metadata.NoLeader, true); next.Leader == -1 {
 			return metadata.Record{}, fmt.Errorf("%w: no replica can lead", kerr.EligibleLeadersNotAvailable)
 		}
 	default:
 		return metadata.Record{}, fmt.Errorf("%w: unknown election type %d", kerr.InvalidRequest, electionType)
 	}
-	return c.change(t.ID, p, cur, next), nil
+	rec, _ := c.change(t, p, cur, next) // the leader changes
+	return rec, nil
 }
 
 // rebalance moves leadership back to each preferred replica that is in
@@ -151,4 +144,47 @@ func (c *Controller) rebalance() []metadata.Record {
 		}
 	}
 	return recs
+}
+
+// electLeader returns p led by the first replica, in preference order,
+// that is in the ISR and can lead, other than except; by no one when there
+// is none, unless an unclean election is asked for (ElectLeaders type 1)
+// or the topic allows one (unclean.leader.election.enable). Then the first
+// replica that can lead takes over and the ISR restarts from it alone.
+func (c *Controller) electLeader(topic string, partition int32, p metadata.Partition, except port.NodeID, unclean bool) metadata.Partition {
+	next := p
+	next.Leader = metadata.NoLeader
+	for _, r := range p.Replicas {
+		if r != except && slices.Contains(p.ISR, r) && c.usable(r) {
+			next.Leader = r
+			return next
+		}
+	}
+	if !unclean && !c.uncleanAllowed(topic) && !bugs.On(bugs.ElectOutsideISR) {
+		return next
+	}
+	for _, r := range p.Replicas {
+		if r != except && c.usable(r) {
+			next.Leader, next.ISR = r, []port.NodeID{r}
+			// Records acknowledged by the old ISR alone are lost: an
+			// operator must hear of it.
+			c.logger.Warn("unclean leader election: a replica outside the ISR leads, records acknowledged only by the old ISR are lost",
+				"topic", topic, "partition", partition, "leader", r, "old_isr", p.ISR)
+			return next
+		}
+	}
+	return next
+}
+
+// uncleanAllowed reports whether topic has unclean.leader.election.enable,
+// by its own config or the broker default.
+func (c *Controller) uncleanAllowed(topic string) bool {
+	if c.cfg.UncleanLeaderElection == nil {
+		return false
+	}
+	overrides := map[string]string{}
+	for _, e := range c.view.Configs(metadata.ResourceTopic, topic) {
+		overrides[e.Key] = e.Value
+	}
+	return c.cfg.UncleanLeaderElection(overrides)
 }

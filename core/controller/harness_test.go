@@ -113,11 +113,14 @@ func testConfig() Config {
 		DeleteTopicEnable:        true,
 		RebalanceIntervalMs:      300_000,
 		ValidateTopicConfig:      validateConfig,
+		UncleanLeaderElection:    func(o map[string]string) bool { return o[uncleanKey] == "true" },
 		ClusterID:                "test-cluster",
 	}
 }
 
-// validateConfig knows two topic keys.
+const uncleanKey = "unclean.leader.election.enable"
+
+// validateConfig knows three topic keys.
 func validateConfig(o map[string]string) error {
 	for k, v := range o {
 		switch k {
@@ -128,6 +131,10 @@ func validateConfig(o map[string]string) error {
 		case "retention.ms":
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return fmt.Errorf("invalid value %q for retention.ms", v)
+			}
+		case uncleanKey:
+			if _, err := strconv.ParseBool(v); err != nil {
+				return fmt.Errorf("invalid value %q for %s", v, uncleanKey)
 			}
 		default:
 			return fmt.Errorf("unknown topic config %q", k)
@@ -382,10 +389,18 @@ func checkImage(img *metadata.Image) error {
 			if len(p.ISR) == 0 {
 				return errors.New(name + ": empty ISR")
 			}
+			for _, r := range p.ISR {
+				if !slices.Contains(p.Replicas, r) {
+					return errors.New(name + ": ISR member not a replica")
+				}
+			}
 			for j, r := range p.Replicas {
 				if slices.Contains(p.Replicas[:j], r) {
 					return errors.New(name + ": replicas not distinct")
 				}
+			}
+			if err := checkReassignment(p); err != nil {
+				return fmt.Errorf("%s: %v", name, err)
 			}
 			if p.Leader == metadata.NoLeader {
 				continue
@@ -397,6 +412,36 @@ func checkImage(img *metadata.Image) error {
 			if !ok || b.Fenced || b.ShuttingDown {
 				return fmt.Errorf("%s: leader %d is fenced or shutting down (%+v)", name, p.Leader, b)
 			}
+		}
+	}
+	return nil
+}
+
+// checkReassignment checks a partition's reassignment: the replicas being
+// added and removed are replicas, none both, the replicas list the target
+// first, and the reassignment is not one its ISR already completes (every
+// change completes those at once).
+func checkReassignment(p metadata.Partition) error {
+	if !p.Reassigning() {
+		return nil
+	}
+	for _, r := range p.AddingReplicas {
+		if !slices.Contains(p.Replicas, r) || slices.Contains(p.RemovingReplicas, r) {
+			return fmt.Errorf("replica %d being added is not a replica, or also being removed", r)
+		}
+	}
+	n := len(p.Replicas) - len(p.RemovingReplicas)
+	if n <= 0 || !slices.Equal(p.Replicas[n:], p.RemovingReplicas) {
+		return errors.New("the replicas being removed do not follow the target")
+	}
+	for _, r := range p.AddingReplicas {
+		if !slices.Contains(p.ISR, r) {
+			return nil // waiting for r
+		}
+	}
+	for _, r := range p.ISR {
+		if !slices.Contains(p.RemovingReplicas, r) {
+			return errors.New("the ISR completes the reassignment, yet it goes on")
 		}
 	}
 	return nil

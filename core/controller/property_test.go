@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"pgregory.net/rapid"
 
@@ -17,11 +20,20 @@ import (
 // after each step that:
 //   - every partition's leader is in its ISR and is an unfenced, not
 //     shutting down broker, or -1; no ISR is empty; replicas are distinct;
-//   - leader and partition epochs never go back;
+//     the ISR is within the replicas, and while the partition has a
+//     leader every member can serve;
+//   - every committed change of a partition raises its partition epoch,
+//     and its leader epoch exactly when the leader changes or replicas
+//     are taken away; a broker becomes a replica only as one being added;
+//   - a reassignment's replicas being added and removed are replicas,
+//     none both, listed after the target, and no ISR that completes a
+//     reassignment leaves it in progress;
 //   - every request is answered once, and once nothing is pending, all
 //     are; what an answer acknowledges is committed when it leaves
 //     (topics created, broker epochs, unfencing, producer id blocks,
-//     which never overlap).
+//     which never overlap, ISR changes and the partition state
+//     AlterPartition answers, reassignments started, completed or
+//     cancelled), and a list of reassignments is the committed one.
 func TestControllerProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		m := newModel(rt)
@@ -37,6 +49,37 @@ func TestControllerProperties(t *testing.T) {
 	})
 }
 
+// TestReassignmentProperties is TestControllerProperties with longer runs
+// of mostly reassignments, ISR changes and what gets in their way
+// (brokers failing and coming back, failovers, elections), so that
+// reassignments get to complete, be replaced and be cancelled.
+func TestReassignmentProperties(t *testing.T) {
+	const (
+		heartbeat = 1
+		elect     = 6
+		tick      = 8
+		commit    = 9
+		failover  = 13
+		restart   = 14
+		alter     = 15
+		reassign  = 17
+		list      = 19
+	)
+	actions := []int{heartbeat, heartbeat, elect, tick, commit, commit, commit, failover, restart,
+		alter, alter, alter, alter, reassign, reassign, reassign, list}
+	rapid.Check(t, func(rt *rapid.T) {
+		m := newModel(rt)
+		steps := rapid.IntRange(20, 150).Draw(rt, "steps")
+		for range steps {
+			m.do(rapid.SampledFrom(actions).Draw(rt, "action"))
+			m.check()
+		}
+		m.e.log.refuse = false
+		m.e.log.commit(-1)
+		m.check()
+	})
+}
+
 type model struct {
 	t *rapid.T
 	e *env
@@ -46,8 +89,8 @@ type model struct {
 	incarnations map[int32]byte
 	// sent counts requests; answered those answered.
 	sent, answered int
-	// epochsSeen: the highest leader and partition epochs committed.
-	epochsSeen map[partKey][2]int32
+	// parts is each partition's committed state.
+	parts map[partKey]metadata.PartitionRecord
 	// pids are the producer id blocks handed out.
 	pids [][2]int64
 }
@@ -63,7 +106,7 @@ var (
 )
 
 func newModel(t *rapid.T) *model {
-	m := &model{t: t, epochs: map[int32]int64{}, incarnations: map[int32]byte{}, epochsSeen: map[partKey][2]int32{}}
+	m := &model{t: t, epochs: map[int32]int64{}, incarnations: map[int32]byte{}, parts: map[partKey]metadata.PartitionRecord{}}
 	m.e = newEnv(t, func(c *Config) {
 		c.DefaultPartitions = int32(rapid.IntRange(1, 3).Draw(t, "defaultPartitions"))
 		c.DefaultReplicationFactor = int16(rapid.IntRange(1, 3).Draw(t, "defaultRF"))
@@ -71,6 +114,7 @@ func newModel(t *rapid.T) *model {
 		c.AutoLeaderRebalance = rapid.Bool().Draw(t, "rebalance")
 		c.RebalanceIntervalMs = 3000
 	})
+	m.e.log.onCommit = m.checkCommit
 	// Start with some brokers registered and unfenced.
 	for _, id := range propBrokers {
 		if rapid.IntRange(0, 3).Draw(t, "startBroker") == 0 {
@@ -79,6 +123,11 @@ func newModel(t *rapid.T) *model {
 		r := m.e.register(id, 0)
 		m.epochs[id] = r.BrokerEpoch
 		m.e.heartbeat(id, r.BrokerEpoch)
+	}
+	// And some topics, so that the partition changes (AlterPartition,
+	// reassignments) have partitions to work on from the start.
+	for i := range 2 - rapid.IntRange(0, 2).Draw(t, "startTopics") {
+		m.e.create(newTopic(propNames[i], int32(rapid.IntRange(1, 3).Draw(t, "startPartitions")), int16(rapid.IntRange(1, 3).Draw(t, "startRF"))))
 	}
 	return m
 }
@@ -100,9 +149,11 @@ func (m *model) send(req kmsg.Request, check func(kmsg.Response)) {
 	})
 }
 
-func (m *model) step() {
+func (m *model) step() { m.do(rapid.IntRange(0, 19).Draw(m.t, "action")) }
+
+func (m *model) do(action int) {
 	e, t := m.e, m.t
-	switch rapid.IntRange(0, 14).Draw(t, "action") {
+	switch action {
 	case 0:
 		m.register(rapid.SampledFrom(propBrokers).Draw(t, "broker"))
 	case 1, 2:
@@ -131,6 +182,46 @@ func (m *model) step() {
 		id := rapid.SampledFrom(propBrokers).Draw(t, "restart")
 		m.incarnations[id]++
 		m.register(id)
+	case 15, 16:
+		m.alterPartition()
+	case 17, 18:
+		m.reassign()
+	case 19:
+		m.listReassignments()
+	}
+}
+
+// checkCommit checks each partition change of a committed batch against
+// the partition's state before it.
+func (m *model) checkCommit(_ uint64, recs []metadata.Record) {
+	for _, r := range recs {
+		switch {
+		case r.Partition != nil:
+			p := *r.Partition
+			k := partKey{p.TopicID, p.Partition}
+			if old, ok := m.parts[k]; ok {
+				if p.PartitionEpoch <= old.PartitionEpoch {
+					m.t.Fatalf("partition epoch %d after %d: %+v", p.PartitionEpoch, old.PartitionEpoch, p)
+				}
+				bump := p.Leader != old.Leader || !containsAll(p.Replicas, old.Replicas)
+				if bump != (p.LeaderEpoch > old.LeaderEpoch) || p.LeaderEpoch < old.LeaderEpoch {
+					m.t.Fatalf("leader %d epoch %d replicas %v after leader %d epoch %d replicas %v",
+						p.Leader, p.LeaderEpoch, p.Replicas, old.Leader, old.LeaderEpoch, old.Replicas)
+				}
+				for _, r := range p.Replicas {
+					if !slices.Contains(old.Replicas, r) && !slices.Contains(p.AddingReplicas, r) {
+						m.t.Fatalf("%d became a replica without being added: %+v after %+v", r, p, old)
+					}
+				}
+			}
+			m.parts[k] = p
+		case r.RemoveTopic != nil:
+			for k := range m.parts {
+				if k.topic == r.RemoveTopic.ID {
+					delete(m.parts, k)
+				}
+			}
+		}
 	}
 }
 
@@ -165,7 +256,9 @@ func (m *model) expandISR() {
 		for i, p := range tp.Partitions {
 			for _, r := range p.Replicas {
 				b, _ := img.Broker(r)
-				if slices.Contains(p.ISR, r) || b.Fenced || b.ShuttingDown || p.Leader == -1 {
+				// (A reassignment's ISR change is the controller's own to
+				// decide: it may complete it.)
+				if slices.Contains(p.ISR, r) || b.Fenced || b.ShuttingDown || p.Leader == -1 || p.Reassigning() {
 					continue
 				}
 				if !rapid.Bool().Draw(m.t, "expand") {
@@ -258,6 +351,12 @@ func (m *model) createTopic() {
 		topic = assigned(name, replicas...)
 	} else {
 		topic = newTopic(name, int32(rapid.IntRange(-1, 3).Draw(t, "partitions")), int16(rapid.IntRange(-1, 3).Draw(t, "rf")))
+	}
+	if rapid.IntRange(0, 3).Draw(t, "unclean") == 0 {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		on := "true"
+		c.Name, c.Value = uncleanKey, &on
+		topic.Configs = append(topic.Configs, c)
 	}
 	req := createReq(topic)
 	req.ValidateOnly = rapid.IntRange(0, 5).Draw(t, "validateOnly") == 0
@@ -382,16 +481,290 @@ func (m *model) check() {
 			t.Fatalf("controller view: %v", err)
 		}
 	}
-	for _, tp := range e.log.committed.Topics() {
-		for i, p := range tp.Partitions {
-			k := partKey{tp.ID, int32(i)}
-			if old, ok := m.epochsSeen[k]; ok && (p.LeaderEpoch < old[0] || p.PartitionEpoch < old[1]) {
-				t.Fatalf("%s-%d epochs went back: %d/%d after %d/%d", tp.Name, i, p.LeaderEpoch, p.PartitionEpoch, old[0], old[1])
-			}
-			m.epochsSeen[k] = [2]int32{p.LeaderEpoch, p.PartitionEpoch}
+	for _, img := range []*metadata.Image{e.log.committed, m.view()} {
+		if err := checkISRsServe(img); err != nil {
+			t.Fatalf("%v", err)
 		}
 	}
 	if len(e.log.pending) == 0 && m.answered != m.sent {
 		t.Fatalf("%d requests sent, %d answered, nothing pending", m.sent, m.answered)
 	}
+}
+
+// checkISRsServe checks that every ISR member of a partition with a leader
+// can serve: the controller admits only such brokers (at creation and in
+// AlterPartition) and takes out every broker that stops.
+func checkISRsServe(img *metadata.Image) error {
+	for _, tp := range img.Topics() {
+		for i, p := range tp.Partitions {
+			if p.Leader == metadata.NoLeader {
+				continue
+			}
+			for _, r := range p.ISR {
+				if b, ok := img.Broker(r); !ok || b.Fenced || b.ShuttingDown {
+					return fmt.Errorf("%s-%d %+v: ISR member %d cannot serve (%+v)", tp.Name, i, p, r, b)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// alterPartition sends AlterPartition for a partition as a broker would:
+// mostly its leader, at the epochs and with the ISR of the committed image
+// (sometimes the view) give or take a member, sometimes stale or wrong.
+func (m *model) alterPartition() {
+	t := m.t
+	img := m.e.log.committed
+	if rapid.IntRange(0, 3).Draw(t, "alterFromView") == 0 {
+		img = m.view()
+	}
+	topics := img.Topics()
+	if len(topics) == 0 {
+		return
+	}
+	// rarely is true for one draw in about twenty (and shrinks to false).
+	rarely := func(label string) bool { return rapid.IntRange(0, 19).Draw(t, label) == 19 }
+	tp := topics[rapid.IntRange(0, len(topics)-1).Draw(t, "alterTopic")]
+	index := rapid.IntRange(0, len(tp.Partitions)-1).Draw(t, "alterPartition")
+	// Partitions being reassigned wait for AlterPartition: favour them.
+	var moving [][2]int
+	for i, tp := range topics {
+		for j, p := range tp.Partitions {
+			if p.Reassigning() {
+				moving = append(moving, [2]int{i, j})
+			}
+		}
+	}
+	if len(moving) > 0 && rapid.Bool().Draw(t, "alterMoving") {
+		k := moving[rapid.IntRange(0, len(moving)-1).Draw(t, "alterMovingIndex")]
+		tp, index = topics[k[0]], k[1]
+	}
+	cur := tp.Partitions[index]
+	if rarely("unknownPartition") {
+		index, cur = len(tp.Partitions), metadata.Partition{Leader: metadata.NoLeader}
+	}
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.Version = int16(rapid.IntRange(0, 3).Draw(t, "alterVersion"))
+	req.BrokerID = int32(cur.Leader)
+	if cur.Leader == metadata.NoLeader || rarely("notLeader") {
+		req.BrokerID = rapid.SampledFrom(propBrokers).Draw(t, "alterBroker")
+	}
+	// skew puts a value of the request off by one, rarely.
+	skew := rapid.Custom(func(t *rapid.T) int64 {
+		switch rapid.IntRange(0, 19).Draw(t, "skew") {
+		case 18:
+			return 1
+		case 19:
+			return -1
+		}
+		return 0
+	})
+	req.BrokerEpoch = m.epochs[req.BrokerID] + skew.Draw(t, "brokerEpochSkew")
+	rt := kmsg.NewAlterPartitionRequestTopic()
+	if req.Version >= 2 {
+		rt.TopicID = tp.ID
+	} else {
+		rt.Topic = tp.Name
+	}
+	rp := kmsg.NewAlterPartitionRequestTopicPartition()
+	rp.Partition = int32(index)
+	rp.LeaderEpoch = cur.LeaderEpoch + int32(skew.Draw(t, "leaderEpochSkew"))
+	rp.PartitionEpoch = cur.PartitionEpoch + int32(skew.Draw(t, "partitionEpochSkew"))
+	if rarely("recovering") {
+		rp.LeaderRecoveryState = 1
+	}
+	var isr []int32
+	for _, r := range cur.Replicas {
+		in := slices.Contains(cur.ISR, r)
+		switch {
+		case r == cur.Leader:
+			in = !rarely("dropLeader")
+		case slices.Contains(cur.AddingReplicas, r) && !in:
+			// A replica being added has mostly caught up by now.
+			in = rapid.IntRange(0, 3).Draw(t, "addingJoins") > 0
+		default:
+			in = in != rapid.Bool().Draw(t, "flip")
+		}
+		if in {
+			isr = append(isr, int32(r))
+		}
+	}
+	if len(isr) > 0 && rarely("memberTwice") {
+		isr = append(isr, isr[0])
+	}
+	for _, id := range isr {
+		if req.Version < 3 {
+			rp.NewISR = append(rp.NewISR, id)
+			continue
+		}
+		member := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+		member.BrokerID, member.BrokerEpoch = id, m.epochs[id]+skew.Draw(t, "memberEpochSkew")
+		rp.NewEpochISR = append(rp.NewEpochISR, member)
+	}
+	rt.Partitions = append(rt.Partitions, rp)
+	if rarely("partitionTwice") {
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	m.send(req, func(r kmsg.Response) {
+		resp := r.(*kmsg.AlterPartitionResponse)
+		if resp.ErrorCode != 0 {
+			if resp.Topics != nil {
+				m.t.Fatalf("AlterPartition failed with %v, yet answers %+v", kerr.ErrorForCode(resp.ErrorCode), resp.Topics)
+			}
+			return
+		}
+		for _, out := range resp.Topics[0].Partitions {
+			if out.ErrorCode != 0 {
+				continue
+			}
+			// Before v2 the topic is named by name, which may have been
+			// deleted and created again since the broker looked.
+			id := tp.ID
+			if req.Version < 2 {
+				now, _ := m.e.log.committed.Topic(tp.Name)
+				id = now.ID
+			}
+			p, ok := m.e.log.committed.Partition(id, out.Partition)
+			// An ISR that completes a reassignment loses the replicas
+			// removed.
+			asked := slices.DeleteFunc(slices.Clone(isr), func(r int32) bool { return !slices.Contains(p.Replicas, port.NodeID(r)) })
+			if !ok || !answers(out, p, asked) || p.Leader != port.NodeID(req.BrokerID) {
+				m.t.Fatalf("AlterPartition %+v by %d answered %+v, committed %+v", rp, req.BrokerID, out, p)
+			}
+		}
+	})
+}
+
+// reassign sends AlterPartitionReassignments for some partitions of a
+// topic, as an operator would: mostly existing partitions to registered
+// brokers, sometimes unknown ones, to no broker, one twice or brokers
+// unknown, sometimes a cancel.
+func (m *model) reassign() {
+	t := m.t
+	img := m.view()
+	var registered []int32
+	for _, b := range img.Brokers() {
+		registered = append(registered, int32(b.ID))
+	}
+	topics := img.Topics()
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	req.Version = int16(rapid.IntRange(0, 1).Draw(t, "reassignVersion"))
+	req.AllowReplicationFactorChange = rapid.IntRange(0, 3).Draw(t, "allowRFChange") > 0
+	type target struct {
+		name      string
+		partition int32
+		replicas  []int32
+	}
+	var targets []target
+	for range 1 + rapid.IntRange(0, 3).Draw(t, "reassignTopics")/3 {
+		rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		// Mostly an existing partition, moved to registered brokers.
+		partitions := 0
+		if len(topics) > 0 && rapid.IntRange(0, 9).Draw(t, "reassignUnknownTopic") < 9 {
+			tp := topics[rapid.IntRange(0, len(topics)-1).Draw(t, "reassignTopicIndex")]
+			rt.Topic, partitions = tp.Name, len(tp.Partitions)
+		} else {
+			rt.Topic = rapid.SampledFrom(propNames).Draw(t, "reassignTopic")
+		}
+		for range 1 + rapid.IntRange(0, 3).Draw(t, "reassignPartitions")/3 {
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			switch unknown := rapid.IntRange(0, 19).Draw(t, "reassignUnknownPartition"); {
+			case unknown == 19 || partitions == 0:
+				rp.Partition = int32(partitions)
+			case unknown == 18:
+				rp.Partition = -1
+			default:
+				rp.Partition = int32(rapid.IntRange(0, partitions-1).Draw(t, "reassignPartition"))
+			}
+			switch kind := rapid.IntRange(0, 9).Draw(t, "reassignKind"); {
+			case kind > 6:
+				// A cancel: nil replicas.
+			case kind == 6 || len(registered) == 0:
+				rp.Replicas = rapid.SliceOfN(rapid.Int32Range(-1, 5), 0, 4).Draw(t, "oddReplicas")
+			default:
+				rp.Replicas = rapid.SliceOfNDistinct(rapid.SampledFrom(registered), 1, 3, rapid.ID[int32]).Draw(t, "targetReplicas")
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+			targets = append(targets, target{rt.Topic, rp.Partition, rp.Replicas})
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	m.send(req, func(r kmsg.Response) {
+		resp := r.(*kmsg.AlterPartitionAssignmentsResponse)
+		var outs []kmsg.AlterPartitionAssignmentsResponseTopicPartition
+		for _, rt := range resp.Topics {
+			outs = append(outs, rt.Partitions...)
+		}
+		if len(outs) != len(targets) {
+			m.t.Fatalf("reassignment of %d partitions answered %+v", len(targets), resp)
+		}
+		if resp.ErrorCode != 0 {
+			return
+		}
+		for i, out := range outs {
+			tg := targets[i]
+			if out.ErrorCode != 0 || out.Partition != tg.partition {
+				continue
+			}
+			tp, ok := m.e.log.committed.Topic(tg.name)
+			if !ok || int(tg.partition) >= len(tp.Partitions) {
+				m.t.Fatalf("reassigned %s-%d, not committed", tg.name, tg.partition)
+			}
+			p := tp.Partitions[tg.partition]
+			want := make([]port.NodeID, len(tg.replicas))
+			for j, r := range tg.replicas {
+				want[j] = port.NodeID(r)
+			}
+			switch {
+			case tg.replicas == nil && p.Reassigning():
+				m.t.Fatalf("cancelled %s-%d, committed %+v", tg.name, tg.partition, p)
+			case tg.replicas == nil:
+			case !p.Reassigning() && !slices.Equal(p.Replicas, want),
+				p.Reassigning() && (len(p.Replicas) < len(want) || !slices.Equal(p.Replicas[:len(want)], want)):
+				m.t.Fatalf("reassigned %s-%d to %v, committed %+v", tg.name, tg.partition, want, p)
+			}
+		}
+	})
+}
+
+// listReassignments lists reassignments, of every partition or of some:
+// the answer is what the committed image holds when it leaves.
+func (m *model) listReassignments() {
+	t := m.t
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	if rapid.Bool().Draw(t, "listSome") {
+		rt := kmsg.NewListPartitionReassignmentsRequestTopic()
+		rt.Topic = rapid.SampledFrom(propNames).Draw(t, "listTopic")
+		rt.Partitions = rapid.SliceOfN(rapid.Int32Range(-1, 3), 0, 3).Draw(t, "listPartitions")
+		req.Topics = append(req.Topics, rt)
+	}
+	m.send(req, func(r kmsg.Response) {
+		resp := r.(*kmsg.ListPartitionReassignmentsResponse)
+		if resp.ErrorCode != 0 {
+			return
+		}
+		want := map[string]bool{}
+		for _, tp := range m.e.log.committed.Topics() {
+			for i, p := range tp.Partitions {
+				if !p.Reassigning() {
+					continue
+				}
+				if req.Topics != nil && (tp.Name != req.Topics[0].Topic || !slices.Contains(req.Topics[0].Partitions, int32(i))) {
+					continue
+				}
+				want[fmt.Sprintf("%s-%d %v %v %v", tp.Name, i, int32s(p.Replicas), int32s(p.AddingReplicas), int32s(p.RemovingReplicas))] = true
+			}
+		}
+		got := map[string]bool{}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				got[fmt.Sprintf("%s-%d %v %v %v", rt.Topic, rp.Partition, rp.Replicas, rp.AddingReplicas, rp.RemovingReplicas)] = true
+			}
+		}
+		if !maps.Equal(got, want) {
+			m.t.Fatalf("listed %v, committed %v", got, want)
+		}
+	})
 }

@@ -15,9 +15,7 @@ import (
 
 // createTopics handles CreateTopics: each topic is validated against the
 // view and becomes one batch (the topic, its partitions, its configs); its
-// result is known once that batch commits. Until the replication issue
-// lands, a partition's ISR starts as its leader alone: followers join it
-// only once they have really caught up.
+// result is known once that batch commits.
 func (c *Controller) createTopics(req *kmsg.CreateTopicsRequest, resp *kmsg.CreateTopicsResponse, reply func(kmsg.Response)) {
 	seen := countNames(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	bar := newBarrier(func() { reply(resp) })
@@ -64,24 +62,18 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// newPartitions returns the records of new partitions from first on, led
-// by the first usable replica of each.
+// newPartitions returns the records of new partitions from first on. As
+// in Kafka, a new partition's ISR is every usable replica (an empty log is
+// trivially in sync) and the first of them leads; a replica fenced or
+// shutting down joins once its leader sees it caught up (AlterPartition).
+// Every assignment has a usable replica: Place picks only usable brokers,
+// and checkLeadable refuses manual assignments without one.
 func (c *Controller) newPartitions(topicID [16]byte, first int32, assignment [][]port.NodeID) []metadata.Record {
 	var recs []metadata.Record
 	for i, replicas := range assignment {
-		leader := port.NodeID(-1)
-		for _, r := range replicas {
-			if c.usable(r) {
-				leader = r
-				break
-			}
-		}
-		isr := []port.NodeID{leader}
-		if leader == -1 {
-			isr = replicas[:1]
-		}
+		isr := slices.DeleteFunc(slices.Clone(replicas), func(r port.NodeID) bool { return !c.usable(r) })
 		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: topicID, Partition: first + int32(i), Replicas: replicas, ISR: isr, Leader: leader}})
+			TopicID: topicID, Partition: first + int32(i), Replicas: replicas, ISR: isr, Leader: isr[0]}})
 	}
 	return recs
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/weirmq/weir/core/port"
 )
 
 // ErrInvariant wraps every error TryApply returns: the batch does not fit
@@ -197,6 +199,9 @@ func (img *Image) applyPartition(r *PartitionRecord) error {
 	if r.Leader != NoLeader && !slices.Contains(r.ISR, r.Leader) {
 		return fail("leader %d is not in the ISR %v", r.Leader, r.ISR)
 	}
+	if err := checkReassignment(r); err != nil {
+		return fail("%v", err)
+	}
 	if r.LeaderEpoch < 0 || r.PartitionEpoch < 0 {
 		return fail("negative epoch (leader epoch %d, partition epoch %d)", r.LeaderEpoch, r.PartitionEpoch)
 	}
@@ -218,13 +223,43 @@ func (img *Image) applyPartition(r *PartitionRecord) error {
 		topicID:   r.TopicID,
 		partition: r.Partition,
 		state: Partition{
-			Replicas:       cloneOrNil(r.Replicas),
-			ISR:            cloneOrNil(r.ISR),
-			Leader:         r.Leader,
-			LeaderEpoch:    r.LeaderEpoch,
-			PartitionEpoch: r.PartitionEpoch,
+			Replicas:         cloneOrNil(r.Replicas),
+			ISR:              cloneOrNil(r.ISR),
+			Leader:           r.Leader,
+			LeaderEpoch:      r.LeaderEpoch,
+			PartitionEpoch:   r.PartitionEpoch,
+			AddingReplicas:   cloneOrNil(r.AddingReplicas),
+			RemovingReplicas: cloneOrNil(r.RemovingReplicas),
 		},
 	})
+	return nil
+}
+
+// checkReassignment checks the reassignment fields of a partition record:
+// the replicas being added and those being removed are distinct replicas,
+// none both, and the target (the replicas not being removed) is not empty.
+func checkReassignment(r *PartitionRecord) error {
+	for _, list := range []struct {
+		what string
+		ids  []port.NodeID
+	}{{"adding", r.AddingReplicas}, {"removing", r.RemovingReplicas}} {
+		for i, id := range list.ids {
+			if slices.Contains(list.ids[:i], id) {
+				return fmt.Errorf("%s replica %d listed twice", list.what, id)
+			}
+			if !slices.Contains(r.Replicas, id) {
+				return fmt.Errorf("%s replica %d is not a replica", list.what, id)
+			}
+		}
+	}
+	for _, id := range r.AddingReplicas {
+		if slices.Contains(r.RemovingReplicas, id) {
+			return fmt.Errorf("replica %d is both being added and removed", id)
+		}
+	}
+	if len(r.RemovingReplicas) == len(r.Replicas) {
+		return errors.New("every replica is being removed")
+	}
 	return nil
 }
 

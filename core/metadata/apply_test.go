@@ -25,6 +25,12 @@ func partition(topic [16]byte, p int32, replicas, isr []port.NodeID, leader port
 		Leader: leader, LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch}}
 }
 
+// reassigning sets the reassignment fields of a partition record.
+func reassigning(r Record, adding, removing []port.NodeID) Record {
+	r.Partition.AddingReplicas, r.Partition.RemovingReplicas = adding, removing
+	return r
+}
+
 func config(res ResourceType, name, key string, value *string) Record {
 	return Record{Config: &ConfigRecord{Resource: res, Name: name, Key: key, Value: value}}
 }
@@ -166,6 +172,48 @@ func TestApply(t *testing.T) {
 			panics: "ISR member 3 is not a replica"},
 		{name: "leader outside ISR", setup: base(), recs: []Record{partition(topicA, 2, ids(1, 2), ids(2), 1, 0, 0)},
 			panics: "leader 1 is not in the ISR [2]"},
+		{
+			name:  "a reassignment in progress, then completed",
+			setup: base(),
+			recs: []Record{
+				reassigning(partition(topicA, 0, ids(3, 1, 2), ids(1, 2), 1, 0, 1), ids(3), ids(1, 2)),
+				partition(topicA, 0, ids(3), ids(3), 3, 1, 2),
+			},
+			check: func(t *testing.T, img *Image) {
+				p, _ := img.Partition(topicA, 0)
+				eq(t, p.Reassigning(), false)
+				eq(t, p.AddingReplicas, []port.NodeID(nil))
+				eq(t, p.Replicas, ids(3))
+			},
+		},
+		{
+			name:  "a reassignment in progress is kept",
+			setup: base(),
+			recs:  []Record{reassigning(partition(topicA, 0, ids(3, 2, 1), ids(1, 2), 1, 0, 1), ids(3), ids(1))},
+			check: func(t *testing.T, img *Image) {
+				p, _ := img.Partition(topicA, 0)
+				eq(t, p.Reassigning(), true)
+				eq(t, p.AddingReplicas, ids(3))
+				eq(t, p.RemovingReplicas, ids(1))
+				tp, _ := img.Topic("orders")
+				eq(t, tp.Partitions[0], p)
+			},
+		},
+		{name: "adding replica not a replica", setup: base(),
+			recs:   []Record{reassigning(partition(topicA, 0, ids(1, 2), ids(1, 2), 1, 0, 1), ids(3), nil)},
+			panics: "adding replica 3 is not a replica"},
+		{name: "removing replica not a replica", setup: base(),
+			recs:   []Record{reassigning(partition(topicA, 0, ids(1, 2), ids(1, 2), 1, 0, 1), nil, ids(3))},
+			panics: "removing replica 3 is not a replica"},
+		{name: "replica both added and removed", setup: base(),
+			recs:   []Record{reassigning(partition(topicA, 0, ids(1, 2, 3), ids(1, 2), 1, 0, 1), ids(3), ids(3))},
+			panics: "replica 3 is both being added and removed"},
+		{name: "adding replica twice", setup: base(),
+			recs:   []Record{reassigning(partition(topicA, 0, ids(1, 2, 3), ids(1, 2), 1, 0, 1), ids(3, 3), nil)},
+			panics: "adding replica 3 listed twice"},
+		{name: "every replica removed", setup: base(),
+			recs:   []Record{reassigning(partition(topicA, 0, ids(1, 2), ids(1, 2), 1, 0, 1), nil, ids(2, 1))},
+			panics: "every replica is being removed"},
 		{name: "partition epoch must grow", setup: base(), recs: []Record{partition(topicA, 0, ids(1, 2), ids(1), 1, 0, 0)},
 			panics: "partition epoch 0 does not follow 0"},
 		{name: "leader epoch must not go back", setup: append(base(), partition(topicA, 0, ids(1, 2), ids(1, 2), 2, 5, 1)),
@@ -295,6 +343,7 @@ func TestApplyIndexMustGrow(t *testing.T) {
 // copies: changing either side afterwards changes nothing in the image.
 func TestImageDoesNotAlias(t *testing.T) {
 	recs := base()
+	recs[8] = reassigning(partition(topicA, 1, ids(1, 2, 3), ids(2), 2, 0, 0), ids(1), ids(3))
 	img := New()
 	img.Apply(1, recs)
 	want := img.Snapshot()
@@ -302,6 +351,7 @@ func TestImageDoesNotAlias(t *testing.T) {
 	recs[1].RegisterBroker.Endpoints[0].Host = "changed"
 	recs[7].Partition.Replicas[0] = 99
 	recs[7].Partition.ISR[0] = 99
+	recs[8].Partition.AddingReplicas[0] = 99
 	b, _ := img.Broker(1)
 	b.Endpoints[0].Port = 1
 	img.Brokers()[0].Endpoints[0].Port = 1
@@ -310,6 +360,8 @@ func TestImageDoesNotAlias(t *testing.T) {
 	tp, _ := img.Topic("orders")
 	tp.Partitions[0].Replicas[0] = 99
 	img.Topics()[0].Partitions[0].ISR[0] = 99
+	p, _ = img.Partition(topicA, 1)
+	p.AddingReplicas[0], p.RemovingReplicas[0] = 99, 99
 
 	eq(t, string(img.Snapshot()), string(want))
 }

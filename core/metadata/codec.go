@@ -9,10 +9,24 @@ import (
 	"github.com/weirmq/weir/core/port"
 )
 
-// batchVersion is the first byte of every encoded batch. A node that meets a
-// version it does not know must stop rather than guess, so DecodeBatch
-// refuses it.
-const batchVersion byte = 1
+// batchVersion, the first byte of every encoded batch, is the newest
+// version of the encoding, which says what every record in the batch
+// carries. A node that meets a version it does not know must stop rather
+// than guess, so DecodeBatch refuses it; it reads every older version, so
+// that logs and snapshots written before an upgrade still replay.
+//
+//   - 1: the first.
+//   - 2: a Partition record ends with its AddingReplicas and
+//     RemovingReplicas (partition reassignment); version 1 partition records
+//     decode with neither.
+//
+// EncodeBatch writes the oldest version that carries the batch (see
+// versionFor): a node not yet upgraded goes on reading the log until the
+// first batch that needs what it does not know, and stops there.
+const batchVersion byte = 2
+
+// oldestBatchVersion is the oldest version DecodeBatch reads.
+const oldestBatchVersion byte = 1
 
 // ErrCorrupt wraps every error DecodeBatch and FromSnapshot return for bytes
 // that do not parse.
@@ -23,23 +37,36 @@ var ErrCorrupt = errors.New("metadata: corrupt encoding")
 // as nil). It panics if a record sets no field or several, which is a bug in
 // the caller, not data.
 //
-// Layout: version byte, uvarint record count, then per record its kind byte
-// and fields; integers are varints (zig-zag for signed), strings and slices
-// are prefixed by a uvarint length, ids are 16 raw bytes.
+// Layout: version byte (see batchVersion), uvarint record count, then per
+// record its kind byte and fields; integers are varints (zig-zag for
+// signed), strings and slices are prefixed by a uvarint length, ids are 16
+// raw bytes.
 func EncodeBatch(recs []Record) []byte {
 	return appendBatch(make([]byte, 0, 16+32*len(recs)), recs)
 }
 
 func appendBatch(b []byte, recs []Record) []byte {
-	b = append(b, batchVersion)
+	version := versionFor(recs)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(recs)))
 	for i := range recs {
-		b = appendRecord(b, &recs[i], i)
+		b = appendRecord(b, &recs[i], i, version)
 	}
 	return b
 }
 
-func appendRecord(b []byte, r *Record, i int) []byte {
+// versionFor returns the oldest version that carries recs: 2 if a
+// partition record has a reassignment in progress, else 1.
+func versionFor(recs []Record) byte {
+	for i := range recs {
+		if p := recs[i].Partition; p != nil && (len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0) {
+			return 2
+		}
+	}
+	return 1
+}
+
+func appendRecord(b []byte, r *Record, i int, version byte) []byte {
 	k, err := r.kind()
 	if err != nil {
 		panic(fmt.Sprintf("metadata: EncodeBatch: record %d: %v", i, err))
@@ -78,6 +105,10 @@ func appendRecord(b []byte, r *Record, i int) []byte {
 		b = binary.AppendVarint(b, int64(p.Leader))
 		b = binary.AppendVarint(b, int64(p.LeaderEpoch))
 		b = binary.AppendVarint(b, int64(p.PartitionEpoch))
+		if version >= 2 {
+			b = appendNodes(b, p.AddingReplicas)
+			b = appendNodes(b, p.RemovingReplicas)
+		}
 	case kindRemoveTopic:
 		b = append(b, r.RemoveTopic.ID[:]...)
 	case kindConfig:
@@ -141,6 +172,9 @@ func DecodeBatch(b []byte) ([]Record, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// version is the batch's version, which says which fields its records
+	// carry.
+	version byte
 	// what names the record being read, for error messages.
 	what string
 }
@@ -156,8 +190,8 @@ func (d *decoder) fail(format string, args ...any) {
 }
 
 func (d *decoder) batch() []Record {
-	if version := d.byte(); d.err == nil && version != batchVersion {
-		d.fail("unknown batch version %d", version)
+	if d.version = d.byte(); d.err == nil && (d.version < oldestBatchVersion || d.version > batchVersion) {
+		d.fail("unknown batch version %d", d.version)
 	}
 	n := d.count()
 	if d.err != nil {
@@ -201,7 +235,7 @@ func (d *decoder) record() Record {
 	case kindTopic:
 		r.Topic = &TopicRecord{Name: d.string(), ID: d.id()}
 	case kindPartition:
-		r.Partition = &PartitionRecord{
+		p := &PartitionRecord{
 			TopicID:        d.id(),
 			Partition:      d.int32(),
 			Replicas:       d.nodes(),
@@ -210,6 +244,10 @@ func (d *decoder) record() Record {
 			LeaderEpoch:    d.int32(),
 			PartitionEpoch: d.int32(),
 		}
+		if d.version >= 2 {
+			p.AddingReplicas, p.RemovingReplicas = d.nodes(), d.nodes()
+		}
+		r.Partition = p
 	case kindRemoveTopic:
 		r.RemoveTopic = &RemoveTopicRecord{ID: d.id()}
 	case kindConfig:

@@ -2,8 +2,11 @@ package metadata
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,22 +19,12 @@ func strp(s string) *string { return &s }
 
 var topicA = [16]byte{0xa}
 
-// sampleBatch has one record of every kind.
+// sampleBatch has one record of every kind: v1Records and a partition
+// being reassigned.
 func sampleBatch() []Record {
-	return []Record{
-		{Cluster: &ClusterRecord{ClusterID: "weir-1"}},
-		{RegisterBroker: &RegisterBrokerRecord{ID: 1, Epoch: 10, Incarnation: "inc", Rack: "r1",
-			Endpoints: []Endpoint{{Listener: "PLAINTEXT", Host: "h1", Port: 9092}}}},
-		{UnfenceBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
-		{FenceBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
-		{ShutdownBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
-		{Topic: &TopicRecord{Name: "orders", ID: topicA}},
-		{Partition: &PartitionRecord{TopicID: topicA, Partition: 0, Replicas: []port.NodeID{1}, ISR: nil, Leader: NoLeader}},
-		{Config: &ConfigRecord{Resource: ResourceTopic, Name: "orders", Key: "retention.ms", Value: strp("1000")}},
-		{Config: &ConfigRecord{Resource: ResourceBroker, Name: "", Key: "k"}},
-		{ProducerIDs: &ProducerIDsRecord{Broker: 1, BrokerEpoch: 10, NextProducerID: 1000}},
-		{RemoveTopic: &RemoveTopicRecord{ID: topicA}},
-	}
+	return slices.Insert(v1Records(), 7, Record{Partition: &PartitionRecord{TopicID: topicA, Partition: 1,
+		Replicas: []port.NodeID{4, 1, 2}, ISR: []port.NodeID{1, 2}, Leader: 1, LeaderEpoch: 3, PartitionEpoch: 7,
+		AddingReplicas: []port.NodeID{4}, RemovingReplicas: []port.NodeID{2}}})
 }
 
 func TestEncodeDecodeSample(t *testing.T) {
@@ -54,16 +47,18 @@ func TestEncodeDecodeSample(t *testing.T) {
 
 func TestDecodeBatchRejects(t *testing.T) {
 	good := EncodeBatch(sampleBatch())
+	reassigning := EncodeBatch(sampleBatch()[7:8]) // ends with the removing replicas
 	cases := []struct {
 		name  string
 		input []byte
 		want  string
 	}{
 		{"empty input", nil, "truncated"},
-		{"unknown version", append([]byte{2}, good[1:]...), "unknown batch version 2"},
+		{"unknown version", append([]byte{batchVersion + 1}, good[1:]...), fmt.Sprintf("unknown batch version %d", batchVersion+1)},
 		{"version zero", append([]byte{0}, good[1:]...), "unknown batch version 0"},
 		{"trailing bytes", append(append([]byte{}, good...), 0), "trailing"},
-		{"truncated", good[:len(good)-1], "record 10"},
+		{"truncated", good[:len(good)-1], "record 11"},
+		{"truncated reassignment", reassigning[:len(reassigning)-1], "record 0 (Partition): count 1 exceeds"},
 		{"record count beyond input", []byte{batchVersion, 5, byte(kindRemoveTopic)}, "count 5 exceeds"},
 		{"kind zero (no field set)", []byte{batchVersion, 1, 0}, "unknown record kind"},
 		{"unknown kind", []byte{batchVersion, 1, 11}, "unknown record kind"},
@@ -83,6 +78,66 @@ func TestDecodeBatchRejects(t *testing.T) {
 				t.Fatalf("error %q, want ErrCorrupt mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// v1Batch is what EncodeBatch wrote before version 2 (reassignments), for
+// the records v1Records returns: a log written then must still replay.
+const v1Batch = "010b0106776569722d3102021403696e630109504c41494e54455854026831888e0102723103021404021405021406066f72646572730a" +
+	"000000000000000000000000000000070a000000000000000000000000000000000102000100000902066f72646572730c726574656e74696f6e2e" +
+	"6d73010431303030090400016b000a0214d00f080a000000000000000000000000000000"
+
+func v1Records() []Record {
+	return []Record{
+		{Cluster: &ClusterRecord{ClusterID: "weir-1"}},
+		{RegisterBroker: &RegisterBrokerRecord{ID: 1, Epoch: 10, Incarnation: "inc", Rack: "r1",
+			Endpoints: []Endpoint{{Listener: "PLAINTEXT", Host: "h1", Port: 9092}}}},
+		{UnfenceBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
+		{FenceBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
+		{ShutdownBroker: &BrokerEpochRecord{ID: 1, Epoch: 10}},
+		{Topic: &TopicRecord{Name: "orders", ID: topicA}},
+		{Partition: &PartitionRecord{TopicID: topicA, Partition: 0, Replicas: []port.NodeID{1}, ISR: nil, Leader: NoLeader}},
+		{Config: &ConfigRecord{Resource: ResourceTopic, Name: "orders", Key: "retention.ms", Value: strp("1000")}},
+		{Config: &ConfigRecord{Resource: ResourceBroker, Name: "", Key: "k"}},
+		{ProducerIDs: &ProducerIDsRecord{Broker: 1, BrokerEpoch: 10, NextProducerID: 1000}},
+		{RemoveTopic: &RemoveTopicRecord{ID: topicA}},
+	}
+}
+
+// unhex decodes golden bytes.
+func unhex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDecodeVersion1: a version 1 batch decodes, its partition records
+// without reassignment fields, and encodes again to the same bytes: what
+// needs no newer version is written as version 1, which nodes not yet
+// upgraded read.
+func TestDecodeVersion1(t *testing.T) {
+	b := unhex(t, v1Batch)
+	got, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v1Records()) {
+		t.Fatalf("version 1 batch:\n got %#v\nwant %#v", got, v1Records())
+	}
+	if again := EncodeBatch(got); !bytes.Equal(again, b) {
+		t.Fatalf("re-encoded as %x", again)
+	}
+	// A version 1 partition record read as version 2 would take the next
+	// record's bytes for its reassignment: the version byte decides.
+	if _, err := DecodeBatch(append([]byte{2}, b[1:]...)); err == nil {
+		t.Fatal("a version 1 body decodes as version 2")
+	}
+	// A reassignment needs version 2, whatever else the batch holds.
+	if v := EncodeBatch(sampleBatch())[0]; v != 2 {
+		t.Fatalf("a batch with a reassignment encoded as version %d", v)
 	}
 }
 

@@ -30,7 +30,9 @@
 // The encoding is a version byte followed by a compact binary form of each
 // record (varints, length-prefixed strings), rather than JSON, so that any
 // string, valid UTF-8 or not, survives a round trip unchanged and every byte
-// of an entry is accounted for. A snapshot is a version byte, the applied
+// of an entry is accounted for. A change to a record's fields raises the
+// version (see batchVersion); EncodeBatch writes the oldest version that
+// carries a batch, DecodeBatch reads every version ever written. A snapshot is a version byte, the applied
 // index and a batch of records that rebuilds the image, the way a KRaft
 // snapshot is a list of records; FromSnapshot replays it with the same
 // checks as Apply.

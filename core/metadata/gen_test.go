@@ -69,13 +69,15 @@ func anyRecord() *rapid.Generator[Record] {
 			return Record{Topic: &TopicRecord{Name: anyString().Draw(t, "name"), ID: anyID().Draw(t, "topic id")}}
 		case kindPartition:
 			return Record{Partition: &PartitionRecord{
-				TopicID:        anyID().Draw(t, "topic id"),
-				Partition:      rapid.Int32().Draw(t, "partition"),
-				Replicas:       orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "replicas")),
-				ISR:            orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "isr")),
-				Leader:         anyNodeID().Draw(t, "leader"),
-				LeaderEpoch:    rapid.Int32().Draw(t, "leader epoch"),
-				PartitionEpoch: rapid.Int32().Draw(t, "partition epoch"),
+				TopicID:          anyID().Draw(t, "topic id"),
+				Partition:        rapid.Int32().Draw(t, "partition"),
+				Replicas:         orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "replicas")),
+				ISR:              orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "isr")),
+				Leader:           anyNodeID().Draw(t, "leader"),
+				LeaderEpoch:      rapid.Int32().Draw(t, "leader epoch"),
+				PartitionEpoch:   rapid.Int32().Draw(t, "partition epoch"),
+				AddingReplicas:   orNil(rapid.SliceOfN(anyNodeID(), 0, 3).Draw(t, "adding")),
+				RemovingReplicas: orNil(rapid.SliceOfN(anyNodeID(), 0, 3).Draw(t, "removing")),
 			}}
 		case kindRemoveTopic:
 			return Record{RemoveTopic: &RemoveTopicRecord{ID: anyID().Draw(t, "topic id")}}
@@ -218,6 +220,19 @@ func drawRecord(t *rapid.T, img *Image) (Record, bool) {
 			leader = rapid.SampledFrom(isr).Draw(t, "leader")
 		}
 		rec := &PartitionRecord{TopicID: tp.ID, Partition: p, Replicas: replicas, ISR: isr, Leader: leader}
+		if rapid.IntRange(0, 2).Draw(t, "reassigning") == 0 {
+			// A reassignment in progress: some replicas being added, some
+			// removed, at least one of them neither.
+			roles := rapid.SliceOfN(rapid.IntRange(0, 2), len(replicas), len(replicas)).Draw(t, "roles")
+			for i, r := range replicas {
+				switch {
+				case roles[i] == 1:
+					rec.AddingReplicas = append(rec.AddingReplicas, r)
+				case roles[i] == 2 && i > 0:
+					rec.RemovingReplicas = append(rec.RemovingReplicas, r)
+				}
+			}
+		}
 		if int(p) < len(tp.Partitions) {
 			old := tp.Partitions[p]
 			rec.PartitionEpoch = old.PartitionEpoch + rapid.Int32Range(1, 3).Draw(t, "partition epoch step")
@@ -298,6 +313,19 @@ func checkInvariants(t tb, img *Image) {
 			}
 			if part.Leader != NoLeader && !slices.Contains(part.ISR, part.Leader) {
 				t.Fatalf("%s-%d: leader %d not in ISR %v", tp.Name, p, part.Leader, part.ISR)
+			}
+			for _, r := range append(slices.Clone(part.AddingReplicas), part.RemovingReplicas...) {
+				if !slices.Contains(part.Replicas, r) {
+					t.Fatalf("%s-%d: reassigned replica %d not a replica: %+v", tp.Name, p, r, part)
+				}
+			}
+			for _, r := range part.AddingReplicas {
+				if slices.Contains(part.RemovingReplicas, r) {
+					t.Fatalf("%s-%d: replica %d both added and removed: %+v", tp.Name, p, r, part)
+				}
+			}
+			if part.Reassigning() != (len(part.AddingReplicas)+len(part.RemovingReplicas) > 0) {
+				t.Fatalf("%s-%d: Reassigning() is %v: %+v", tp.Name, p, part.Reassigning(), part)
 			}
 		}
 		if _, ok := img.Partition(tp.ID, int32(len(tp.Partitions))); ok {

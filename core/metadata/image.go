@@ -40,11 +40,18 @@ type Topic struct {
 
 // Partition is the replication state of one partition; see PartitionRecord.
 type Partition struct {
-	Replicas       []port.NodeID
-	ISR            []port.NodeID
-	Leader         port.NodeID
-	LeaderEpoch    int32
-	PartitionEpoch int32
+	Replicas         []port.NodeID
+	ISR              []port.NodeID
+	Leader           port.NodeID
+	LeaderEpoch      int32
+	PartitionEpoch   int32
+	AddingReplicas   []port.NodeID
+	RemovingReplicas []port.NodeID
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
 // ConfigEntry is one config key set on a resource.
@@ -268,5 +275,7 @@ func copyBroker(b Broker) Broker {
 func copyPartition(p Partition) Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.AddingReplicas = slices.Clone(p.AddingReplicas)
+	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p
 }

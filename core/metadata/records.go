@@ -106,6 +106,15 @@ type PartitionRecord struct {
 	// every change, so stale AlterPartition requests can be refused.
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (KIP-455), as in Kafka's PartitionRecord: Replicas then
+	// holds the target replicas followed by those being removed; the
+	// replicas being added are the target's that were not replicas
+	// before. Both are subsets of Replicas, disjoint, and empty when no
+	// reassignment is in progress; at least one replica is not being
+	// removed.
+	AddingReplicas   []port.NodeID
+	RemovingReplicas []port.NodeID
 }
 
 // RemoveTopicRecord deletes a topic with its partitions and its configs.

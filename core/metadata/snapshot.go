@@ -18,7 +18,9 @@ const snapshotVersion byte = 1
 // each broker (registration, then unfence or shutdown as its state needs),
 // each topic followed by its partitions, configs, and the producer id
 // boundary. A ProducerIDs record in a snapshot names broker -1, epoch -1:
-// the image keeps only the boundary, not who moved it last.
+// the image keeps only the boundary, not who moved it last. The batch
+// carries its own version, so a snapshot written by an older version still
+// loads (see batchVersion).
 func (img *Image) Snapshot() []byte {
 	b := []byte{snapshotVersion}
 	b = binary.AppendUvarint(b, img.appliedIndex)
@@ -51,6 +53,7 @@ func (img *Image) records() []Record {
 				TopicID: p.topicID, Partition: p.partition,
 				Replicas: s.Replicas, ISR: s.ISR, Leader: s.Leader,
 				LeaderEpoch: s.LeaderEpoch, PartitionEpoch: s.PartitionEpoch,
+				AddingReplicas: s.AddingReplicas, RemovingReplicas: s.RemovingReplicas,
 			}})
 		})
 		return true

@@ -15,9 +15,16 @@
 // record is acknowledged and becomes visible only once durable; with Kafka's
 // page-cache behaviour (flush.messages > 1) once written.
 //
+// A leader appends with Append, which stamps offsets and its epoch; a
+// follower appends its leader's batches as they are with AppendReplica,
+// and cuts a tail that diverged from the leader's with TruncateTo or
+// ResetTo. A cut is on disk before anything written after it, so that no
+// crash brings the cut batches back behind newer ones (replica.go).
+//
 // Recovery (Open) trusts nothing it has not checked: it scans every batch's
-// length and CRC, truncates the log at the first torn or corrupt batch
-// (only data that was never acknowledged can be there, because acknowledged
-// data was fsynced first), rewrites the active segment's indexes, and
-// rebuilds producer state from the batch headers that survive.
+// length and CRC, truncates the log at the first torn or corrupt batch, or
+// the first whose leader epoch is below an earlier one's (only data that
+// was never acknowledged can be there, because acknowledged data was
+// fsynced first), rewrites the active segment's indexes, and rebuilds the
+// epoch cache and producer state from the batch headers that survive.
 package partlog

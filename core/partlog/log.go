@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -84,6 +85,10 @@ type Log struct {
 	// so the first sync round is due whatever the flush policy says (the
 	// node serves nothing until it is done).
 	recoverySync bool
+	// recoveredEnd is the log end Open found: until a sync round covers
+	// it (or a truncation cuts it away), what recovery read may be in the
+	// page cache only.
+	recoveredEnd int64
 	// removed: Remove was called; the log emits no more operations.
 	removed bool
 	// unflushed counts messages appended since the last sync round began,
@@ -138,6 +143,15 @@ func (l *Log) EndOffsetForEpoch(epoch int32, end int64) (int32, int64) {
 	return l.epochs[higher-1].epoch, l.epochs[higher].start
 }
 
+// LatestEpoch is the newest leader epoch in the epoch cache, -1 if it is
+// empty: what a follower sends as Fetch's LastFetchedEpoch.
+func (l *Log) LatestEpoch() int32 {
+	if n := len(l.epochs); n > 0 {
+		return l.epochs[n-1].epoch
+	}
+	return -1
+}
+
 // trimEpochs drops what the epoch cache holds before the log start.
 func (l *Log) trimEpochs() {
 	i := 0
@@ -181,6 +195,11 @@ func (l *Log) EndOffset() int64 { return l.end }
 // DurableOffset is the end of what a completed fsync covers.
 func (l *Log) DurableOffset() int64 { return l.durable }
 
+// RecoveryDurable reports whether everything recovery found is durable:
+// the node serves nothing before (appends since, which page-cache mode
+// may never sync, do not count).
+func (l *Log) RecoveryDurable() bool { return l.durable >= min(l.recoveredEnd, l.end) }
+
 // WrittenOffset is the end of completed writes.
 func (l *Log) WrittenOffset() int64 { return l.written }
 
@@ -209,9 +228,16 @@ func (l *Log) path(base int64, ext string) string {
 }
 
 // Append stores a validated batch (record.Validate accepted it) at the end
-// of the log. It edits the batch in place: base offset, and for
-// logAppendTime the timestamp. The batch must not be changed afterwards.
+// of the log. It edits the batch in place: base offset, leader epoch, and
+// for logAppendTime the timestamp. The batch must not be changed afterwards.
+//
+// A leaderEpoch below LatestEpoch is refused with NOT_LEADER_OR_FOLLOWER:
+// the caller's idea of the leadership is stale, and recovery would end the
+// log at such a batch (see scanSegment), losing what follows it.
 func (l *Log) Append(batch []byte, h record.Header, leaderEpoch int32, nowMs int64, logAppendTime bool) (AppendResult, error) {
+	if latest := l.LatestEpoch(); leaderEpoch < latest {
+		return AppendResult{}, fmt.Errorf("%w: leader epoch %d is older than the log's %d", kerr.NotLeaderForPartition, leaderEpoch, latest)
+	}
 	if h.HasProducerID() {
 		dup, err := l.producers.check(h)
 		if err != nil {
@@ -221,49 +247,63 @@ func (l *Log) Append(batch []byte, h record.Header, leaderEpoch int32, nowMs int
 			return AppendResult{Base: dup.base, Last: dup.last, Duplicate: true}, nil
 		}
 	}
+	record.SetBaseOffset(batch, l.end)
+	// The leader stamps its epoch on every batch, as Kafka does: it is
+	// outside the CRC, and replicas find where logs diverge by it.
+	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	maxTs := h.MaxTimestamp
+	if logAppendTime {
+		record.SetLogAppendTime(batch, nowMs)
+		maxTs = nowMs
+	}
+	return l.store(batch, h, leaderEpoch, maxTs, nowMs), nil
+}
+
+// store puts a batch whose bytes are final (base offset l.end, leader epoch
+// and timestamps set) at the end of the log: it rolls a segment when one is
+// due, writes the batch and the sparse index entries it earns, and records
+// it. Append and AppendReplica differ only in how the bytes became final.
+func (l *Log) store(batch []byte, h record.Header, epoch int32, maxTs, nowMs int64) AppendResult {
 	var ops []Op
 	size := int64(len(batch))
 	if l.shouldRoll(size, h.LastOffsetDelta, nowMs) {
 		ops = l.roll()
 	}
 	seg := l.active()
-	base := l.end
-	last := base + int64(h.LastOffsetDelta)
-	record.SetBaseOffset(batch, base)
-	// The leader stamps its epoch on every batch, as Kafka does: it is
-	// outside the CRC, and replicas find where logs diverge by it.
-	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
-	l.noteEpoch(leaderEpoch, base)
-	maxTs := h.MaxTimestamp
-	if logAppendTime {
-		record.SetLogAppendTime(batch, nowMs)
-		maxTs = nowMs
-	}
-	if len(seg.batches) == 0 {
-		seg.createdMs = nowMs
-	}
+	b := batchEntry{base: l.end, last: l.end + int64(h.LastOffsetDelta), pos: seg.size, size: size,
+		maxTimestamp: maxTs, producer: producerBatchOf(h)}
 	idxPos, tidxPos := seg.indexEntries*8, seg.timeIndexEntries*12
-	if idx, tidx := l.advanceIndex(seg, last, seg.size, size, maxTs); idx != nil {
+	if idx, tidx := l.advanceIndex(seg, b.last, b.pos, size, maxTs); idx != nil {
 		ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".index"), Pos: idxPos, Data: idx}})
 		if tidx != nil {
 			ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".timeindex"), Pos: tidxPos, Data: tidx}})
 		}
 	}
 	ops = append(ops, Op{
-		DiskOp:     port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".log"), Pos: seg.size, Data: batch},
+		DiskOp:     port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".log"), Pos: b.pos, Data: batch},
 		Completion: DataWritten,
 	})
-	seg.batches = append(seg.batches, batchEntry{base: base, last: last, pos: seg.size, size: size, maxTimestamp: maxTs})
-	seg.size += size
-	seg.maxTimestamp = max(seg.maxTimestamp, maxTs)
-	l.end = last + 1
+	l.addBatch(seg, b, epoch, nowMs)
+	l.end = b.last + 1
 	l.writeEnds = append(l.writeEnds, l.end)
 	l.unflushed += int64(h.NumRecords)
 	l.markDirty(l.path(seg.base, ".log"))
-	if h.HasProducerID() {
-		l.producers.record(h, base)
+	return AppendResult{Base: b.base, Last: b.last, Ops: ops}
+}
+
+// addBatch records a stored batch in the in-memory state of seg, the last
+// segment, and in the epoch cache and producer state: what appends and
+// recovery alike learn from a batch. nowMs is when seg's age starts if the
+// batch is its first.
+func (l *Log) addBatch(seg *segment, b batchEntry, epoch int32, nowMs int64) {
+	if len(seg.batches) == 0 {
+		seg.createdMs = nowMs
 	}
-	return AppendResult{Base: base, Last: last, Ops: ops}, nil
+	seg.batches = append(seg.batches, b)
+	seg.size = b.pos + b.size
+	seg.maxTimestamp = max(seg.maxTimestamp, b.maxTimestamp)
+	l.noteEpoch(epoch, b.base)
+	l.producers.record(b.producer, b.base, b.last)
 }
 
 // advanceIndex applies Kafka's index.interval.bytes rule to a batch about
@@ -326,6 +366,19 @@ func (l *Log) roll() []Op {
 		{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".index")}},
 		{DiskOp: port.DiskOp{Kind: port.OpWrite, Lane: l.dir, Path: l.path(seg.base, ".timeindex")}},
 	}
+}
+
+// removeSegment returns the removals of a segment's files. They leave the
+// next sync round too (a roll marks the closed segment's indexes), or its
+// fsync would fail on a missing file.
+func (l *Log) removeSegment(base int64) []Op {
+	ops := make([]Op, 0, len(segmentExts))
+	for _, ext := range segmentExts {
+		p := l.path(base, ext)
+		ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpRemove, Lane: l.dir, Path: p}})
+		l.unmarkDirty(p)
+	}
+	return ops
 }
 
 func (l *Log) unmarkDirty(path string) {
@@ -502,8 +555,10 @@ func (l *Log) MaxTimestamp(limit int64) (ts, offset int64) {
 
 // ApplyRetention deletes whole closed segments that are past retention.ms
 // or beyond retention.bytes, and returns the removals. The active segment
-// is never deleted, and neither is anything not yet durable.
-func (l *Log) ApplyRetention(nowMs int64) []Op {
+// is never deleted, and neither is anything not yet durable nor anything
+// at or above limit (the high watermark: as in Kafka, what is not yet
+// committed stays, since a new leader may still need it).
+func (l *Log) ApplyRetention(nowMs, limit int64) []Op {
 	var total int64
 	for _, s := range l.segs {
 		total += s.size
@@ -513,15 +568,10 @@ func (l *Log) ApplyRetention(nowMs int64) []Op {
 		seg := l.segs[0]
 		expired := l.cfg.RetentionMs >= 0 && seg.maxTimestamp >= 0 && nowMs-seg.maxTimestamp > l.cfg.RetentionMs
 		tooBig := l.cfg.RetentionBytes >= 0 && total-seg.size >= l.cfg.RetentionBytes
-		if !(expired || tooBig) || seg.lastOffset() >= l.StableOffset() && !bugs.On(bugs.RetentionUnsafe) {
+		if !(expired || tooBig) || seg.lastOffset() >= min(l.StableOffset(), limit) && !bugs.On(bugs.RetentionUnsafe) {
 			break
 		}
-		for _, ext := range []string{".log", ".index", ".timeindex"} {
-			ops = append(ops, Op{DiskOp: port.DiskOp{Kind: port.OpRemove, Lane: l.dir, Path: l.path(seg.base, ext)}})
-			// A removed file must leave the next sync round (a roll marks
-			// the closed segment's indexes), or its fsync would fail.
-			l.unmarkDirty(l.path(seg.base, ext))
-		}
+		ops = append(ops, l.removeSegment(seg.base)...)
 		total -= seg.size
 		l.segs = l.segs[1:]
 		if len(l.segs) == 0 { // only with bugs.RetentionUnsafe

@@ -3,6 +3,7 @@ package partlog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -101,7 +102,7 @@ func TestAppendReadAndStability(t *testing.T) {
 	if sl, err := l.Read(5, 1<<20, 5, true); err != nil || sl.Len != 0 {
 		t.Fatal("at the end: empty, no error")
 	}
-	got := d.files[sl.File][sl.Pos : sl.Pos+sl.Len]
+	got := d.files[sl.File].data[sl.Pos : sl.Pos+sl.Len]
 	if hdr, _ := record.ParseHeader(got); hdr.BaseOffset != 0 {
 		t.Fatalf("stored batch has base offset %d", hdr.BaseOffset)
 	}
@@ -126,12 +127,12 @@ func TestRollIndexAndRetention(t *testing.T) {
 		if s.size > cfg.SegmentBytes {
 			t.Fatalf("segment %d is %d bytes", s.base, s.size)
 		}
-		idx := d.files[l.path(s.base, ".index")]
+		idx := d.files[l.path(s.base, ".index")].data
 		if int64(len(idx)) != s.indexEntries*8 || s.indexEntries == 0 && len(s.batches) > 2 {
 			t.Fatalf("segment %d: index %d bytes for %d entries", s.base, len(idx), s.indexEntries)
 		}
 	}
-	removed := l.ApplyRetention(0)
+	removed := l.ApplyRetention(0, math.MaxInt64)
 	d.complete(l, removed)
 	if l.Size() > cfg.RetentionBytes+cfg.SegmentBytes || len(removed) == 0 {
 		t.Fatalf("size %d after retention", l.Size())
@@ -162,7 +163,7 @@ func TestRetentionByTimeKeepsActive(t *testing.T) {
 		b, h := batch(t, 1, 200, 1000)
 		appendSynced(t, d, l, b, h, 1000)
 	}
-	d.complete(l, l.ApplyRetention(1_000_000))
+	d.complete(l, l.ApplyRetention(1_000_000, math.MaxInt64))
 	if len(l.segs) != 1 || l.StartOffset() != l.EndOffset()-int64(len(l.segs[0].batches)) {
 		t.Fatalf("retention left %d segments, start %d end %d", len(l.segs), l.StartOffset(), l.EndOffset())
 	}
@@ -245,8 +246,8 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 			b, h := idemBatch(t, 7, 24, 2, 60, 1000)
 			res, _ := l.Append(b, h, 0, 1000, false)
 			d.apply(res.Ops)
-			active := l.path(l.active().base, ".log")
-			d.files[active] = d.files[active][:int64(len(d.files[active]))-int64(len(b))+int64(min(cut, len(b)-1))]
+			active := d.files[l.path(l.active().base, ".log")]
+			active.data = active.data[:int64(len(active.data))-int64(len(b))+int64(min(cut, len(b)-1))]
 
 			r, repairs, err := Open(d, dir, cfg)
 			if err != nil {
@@ -262,7 +263,7 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				hdr, _ := record.ParseHeader(d.files[sl.File][sl.Pos:])
+				hdr, _ := record.ParseHeader(d.files[sl.File].data[sl.Pos:])
 				if hdr.BaseOffset != a.Base {
 					t.Fatalf("offset %d reads batch %d", a.Base, hdr.BaseOffset)
 				}
@@ -277,7 +278,7 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 			if res, err := r.Append(b, h, 0, 1000, false); err != nil || res.Duplicate || res.Base != 24 {
 				t.Fatalf("retry of the torn batch: %+v %v", res, err)
 			}
-			if len(d.files[r.path(r.active().base, ".index")]) != int(r.active().indexEntries*8) {
+			if len(d.files[r.path(r.active().base, ".index")].data) != int(r.active().indexEntries*8) {
 				t.Fatal("active index not rebuilt")
 			}
 		})

@@ -56,7 +56,7 @@ func TestLookupProperties(t *testing.T) {
 			}
 			return
 		}
-		data := d.files[sl.File][sl.Pos : sl.Pos+sl.Len]
+		data := d.files[sl.File].data[sl.Pos : sl.Pos+sl.Len]
 		headers, valid, err := record.Scan(data)
 		if err != nil || valid != sl.Len {
 			t.Fatalf("slice is not whole batches: %v, %d of %d bytes", err, valid, sl.Len)

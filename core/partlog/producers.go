@@ -73,18 +73,39 @@ func nextSeq(s int32) int32 {
 	return s + 1
 }
 
-// record remembers an appended batch; check must have accepted it.
-func (p *producers) record(h record.Header, base int64) {
-	e := p.byID[h.ProducerID]
-	if e == nil || h.ProducerEpoch != e.epoch {
-		e = &producerEntry{epoch: h.ProducerEpoch}
-		p.byID[h.ProducerID] = e
+// producerBatch is what a stored batch adds to the idempotence state. Every
+// batchEntry keeps one, so that a truncation can rebuild the state from the
+// batches left, as recovery does.
+type producerBatch struct {
+	// id is -1 for a batch that adds nothing: one from a producer that is
+	// not idempotent, or a transaction marker (a control batch names its
+	// producer but carries no sequence numbers).
+	id                int64
+	epoch             int16
+	firstSeq, lastSeq int32
+}
+
+func producerBatchOf(h record.Header) producerBatch {
+	if !h.HasProducerID() || h.IsControl() {
+		return producerBatch{id: -1}
+	}
+	return producerBatch{id: h.ProducerID, epoch: h.ProducerEpoch, firstSeq: h.BaseSequence, lastSeq: h.LastSequence()}
+}
+
+// record remembers a batch stored at offsets [base, last]. A leader's
+// batch must have passed check; a follower's and a recovered one are
+// recorded as they are, as Kafka's appendAsFollower and recovery do.
+func (p *producers) record(b producerBatch, base, last int64) {
+	if b.id < 0 {
+		return
+	}
+	e := p.byID[b.id]
+	if e == nil || b.epoch != e.epoch {
+		e = &producerEntry{epoch: b.epoch}
+		p.byID[b.id] = e
 	}
 	if len(e.recent) == cachedBatches {
 		e.recent = append(e.recent[:0], e.recent[1:]...)
 	}
-	e.recent = append(e.recent, cachedBatch{
-		firstSeq: h.BaseSequence, lastSeq: h.LastSequence(),
-		base: base, last: base + int64(h.LastOffsetDelta),
-	})
+	e.recent = append(e.recent, cachedBatch{firstSeq: b.firstSeq, lastSeq: b.lastSeq, base: base, last: last})
 }

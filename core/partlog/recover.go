@@ -86,6 +86,9 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 		ops = append(ops, l.removeLater(bases[i+1:])...)
 		break
 	}
+	if bugs.On(bugs.ForgetProducers) {
+		l.producers = newProducers()
+	}
 	if seg := l.active(); seg != nil {
 		ops = append(ops, l.rewriteIndexes(seg)...)
 		l.start = l.segs[0].base
@@ -102,7 +105,7 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 	// directory fsync that would have made them durable may have failed,
 	// or never run before the crash.
 	l.dirDirty = true
-	l.recoverySync = true
+	l.recoverySync, l.recoveredEnd = true, l.end
 	return l, ops, nil
 }
 
@@ -110,9 +113,7 @@ func Open(fs port.BootFS, dir string, cfg Config) (*Log, []Op, error) {
 func (l *Log) removeLater(bases []int64) []Op {
 	var ops []Op
 	for _, base := range bases {
-		for _, ext := range []string{".log", ".index", ".timeindex"} {
-			ops = append(ops, l.removeOp(segmentName(base, ext)))
-		}
+		ops = append(ops, l.removeSegment(base)...)
 		l.dirDirty = true
 	}
 	return ops
@@ -196,6 +197,16 @@ func (l *Log) scanSegment(fs port.BootFS, base, size int64) (*segment, int64, er
 		if h.BaseOffset <= prevLast {
 			return seg, pos, fmt.Errorf("%w: offset %d after %d", record.ErrCorrupt, h.BaseOffset, prevLast)
 		}
+		if latest := l.LatestEpoch(); h.PartitionLeaderEpoch >= 0 && h.PartitionLeaderEpoch < latest {
+			// Leader epochs never fall along a log (Append and
+			// AppendReplica refuse it), so a lower one is a follower's
+			// truncated tail come back behind the data that replaced
+			// it. TruncateTo makes that impossible on a disk that keeps
+			// fsync's promises; this catches it on one that does not,
+			// whenever the epochs differ. As at a torn batch, the log
+			// ends there.
+			return seg, pos, fmt.Errorf("%w: leader epoch %d after %d", record.ErrCorrupt, h.PartitionLeaderEpoch, latest)
+		}
 		l.addRecovered(seg, h, pos)
 		prevLast = h.LastOffset()
 		pos += n
@@ -203,21 +214,13 @@ func (l *Log) scanSegment(fs port.BootFS, base, size int64) (*segment, int64, er
 	return seg, pos, nil
 }
 
-// addRecovered indexes a batch found by recovery and replays it into the
-// producer state, exactly as Append would have.
+// addRecovered records a batch found by recovery, exactly as its append
+// did. segment.ms counts from a segment's first batch; after a restart that
+// batch's own timestamp is the best record of when that was.
 func (l *Log) addRecovered(seg *segment, h record.Header, pos int64) {
-	if len(seg.batches) == 0 {
-		// segment.ms counts from the first batch; after a restart the
-		// batch's own timestamp is the best record of when that was.
-		seg.createdMs = h.FirstTimestamp
-	}
-	seg.batches = append(seg.batches, batchEntry{base: h.BaseOffset, last: h.LastOffset(), pos: pos, size: h.Size(), maxTimestamp: h.MaxTimestamp})
-	seg.size = pos + h.Size()
-	seg.maxTimestamp = max(seg.maxTimestamp, h.MaxTimestamp)
-	l.noteEpoch(h.PartitionLeaderEpoch, h.BaseOffset)
-	if h.HasProducerID() && !h.IsControl() && !bugs.On(bugs.ForgetProducers) {
-		l.producers.record(h, h.BaseOffset)
-	}
+	b := batchEntry{base: h.BaseOffset, last: h.LastOffset(), pos: pos, size: h.Size(),
+		maxTimestamp: h.MaxTimestamp, producer: producerBatchOf(h)}
+	l.addBatch(seg, b, h.PartitionLeaderEpoch, h.FirstTimestamp)
 }
 
 // rewriteIndexes regenerates the active segment's sparse indexes from its

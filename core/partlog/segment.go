@@ -15,6 +15,7 @@ type batchEntry struct {
 	pos          int64
 	size         int64
 	maxTimestamp int64
+	producer     producerBatch
 }
 
 // segment is one .log file with its indexes.
@@ -34,6 +35,9 @@ type segment struct {
 	lastIndexedTs    int64
 }
 
+// segmentExts are the files of a segment.
+var segmentExts = []string{".log", ".index", ".timeindex"}
+
 func segmentName(base int64, ext string) string {
 	return fmt.Sprintf("%020d%s", base, ext)
 }
@@ -44,6 +48,25 @@ func (s *segment) find(offset int64) int {
 		return sort.Search(len(s.batches), func(i int) bool { return s.batches[i].last > offset })
 	}
 	return sort.Search(len(s.batches), func(i int) bool { return s.batches[i].last >= offset })
+}
+
+// cut drops the batches from index keep on, and what they contributed to
+// the segment's size, maximum timestamp and age. The sparse index state
+// is the caller's to rebuild (rewriteIndexes).
+func (s *segment) cut(keep int) {
+	s.batches = s.batches[:keep]
+	s.size = 0
+	if keep > 0 {
+		last := s.batches[keep-1]
+		s.size = last.pos + last.size
+	}
+	s.maxTimestamp = -1
+	for _, b := range s.batches {
+		s.maxTimestamp = max(s.maxTimestamp, b.maxTimestamp)
+	}
+	if keep == 0 {
+		s.createdMs = 0
+	}
 }
 
 func (s *segment) lastOffset() int64 {

@@ -178,6 +178,20 @@ type DiskOp struct {
 type SendPeer struct {
 	To   NodeID
 	Data []byte
+	// Chunks, when set, follow Data in the message. A file chunk is read
+	// when the effect is carried out, under the rule for Send's chunks: a
+	// replica fetch response carries record batches this way, so the core
+	// never copies them.
+	Chunks []Chunk
+}
+
+// Size is the message's length in bytes.
+func (e SendPeer) Size() int64 {
+	n := int64(len(e.Data))
+	for _, c := range e.Chunks {
+		n += c.Size()
+	}
+	return n
 }
 
 func (SendPeer) isEffect()  {}

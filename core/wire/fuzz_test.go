@@ -28,26 +28,6 @@ func seedVersions(key int16) []int16 {
 	return vs
 }
 
-// mayForgeTagCount reports whether b holds, at any offset, an unsigned
-// varint of at least 1<<21 (four bytes or more). kmsg v1.15.0 (api.go,
-// internalReadTags) keeps looping over a tag section's count after its input
-// ran out, so such a varint read as the tag count of a flexible struct costs
-// up to 2^32 iterations (41s measured) before ReadFrom fails. ParseRequest
-// cannot see that without the message schemas (see doc.go and
-// BenchmarkKmsgForgedTagCount), so the fuzz targets skip flexible inputs that
-// might carry one instead of hanging on them; smaller counts (under ~0.1s)
-// remain fuzzed. The fuzzer's first find,
-// testdata/fuzz/FuzzParseRequest/b84b09938632de99, is such a request:
-// ApiVersions v5 ending in a tag count of some 200 million.
-func mayForgeTagCount(b []byte) bool {
-	for i := range b {
-		if v, n := binary.Uvarint(b[i:]); n > 0 && n <= 5 && v >= 1<<21 {
-			return true
-		}
-	}
-	return false
-}
-
 var sentinels = []error{ErrTruncated, ErrUnknownAPIKey, ErrUnsupportedVersion, ErrMalformed}
 
 func isSentinel(err error) bool {
@@ -72,11 +52,11 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if len(frame) >= 8 && mayForgeTagCount(frame[8:]) {
+		if len(frame) >= 8 && MayForgeTagCount(frame[8:]) {
 			if req := kmsg.RequestForKey(int16(binary.BigEndian.Uint16(frame))); req != nil {
 				req.SetVersion(int16(binary.BigEndian.Uint16(frame[2:])))
 				if req.IsFlexible() {
-					t.Skip("may forge a tag count; see mayForgeTagCount")
+					t.Skip("may forge a tag count; see MayForgeTagCount")
 				}
 			}
 		}
@@ -137,9 +117,9 @@ func FuzzParseResponse(f *testing.F) {
 		key = keys[int(uint16(key))%len(keys)]
 		max := kmsg.ResponseForKey(key).MaxVersion()
 		version = int16(int(uint16(version)) % int(max+2)) // max+1: one beyond the codec
-		if probe := kmsg.ResponseForKey(key); len(frame) >= 4 && mayForgeTagCount(frame[4:]) {
+		if probe := kmsg.ResponseForKey(key); len(frame) >= 4 && MayForgeTagCount(frame[4:]) {
 			if probe.SetVersion(version); probe.IsFlexible() {
-				t.Skip("may forge a tag count; see mayForgeTagCount")
+				t.Skip("may forge a tag count; see MayForgeTagCount")
 			}
 		}
 

@@ -48,7 +48,7 @@ type Input struct {
 	FinalRead bool
 	// Retention gives each topic name's retention.
 	Retention func(topic string) Retention
-	// MaxBrokerWallMs is the latest wall clock time the node had.
+	// MaxBrokerWallMs is the latest wall clock time any broker had.
 	MaxBrokerWallMs int64
 }
 

@@ -10,7 +10,7 @@ import (
 // with acks=1 or all, and attributed to an incarnation that still exists,
 // is at its acknowledged offset. A record below the final log start is
 // excused only if retention was entitled to delete it: retention.ms is set
-// and the node's clock passed the record's timestamp by more than that
+// and a broker's clock passed the record's timestamp by more than that
 // (a segment expires by its newest timestamp, which is at least the
 // record's), or retention.bytes is set and the records that could have
 // followed it in the log add up to at least that (a segment is deleted by
@@ -61,7 +61,10 @@ func Durability(parts []*partition, in Input) []Failure {
 }
 
 // eachAcked calls fn for every record acknowledged (acks ≥ 1) to this
-// incarnation, with its offset, until fn returns false.
+// incarnation, with its offset, until fn returns false. acks=1 records
+// count everywhere: producers send acks=1 only to topics with one replica,
+// where Weir acknowledges a batch only once it is fsynced (see the
+// workload's producer).
 func (pt *partition) eachAcked(fn func(op *history.Produce, offset int64, value string) bool) {
 	for _, ref := range pt.produces {
 		op := ref.op

@@ -34,7 +34,7 @@ func describeInput(in port.Input) string {
 	case port.Stop:
 		return "in: stop (SIGTERM)"
 	case port.PeerMessage:
-		return "in: peer message from " + strconv.Itoa(int(in.From)) + " " + broker.DescribePeer(in.Data)
+		return "in: peer message from " + strconv.Itoa(int(in.From)) + " " + broker.DescribePeer(port.SendPeer{Data: in.Data})
 	}
 	return "in: ?"
 }
@@ -67,7 +67,7 @@ func describeEffect(e port.Effect) string {
 	case port.CloseConn:
 		return "out: close conn " + strconv.FormatUint(uint64(e.Conn), 10)
 	case port.SendPeer:
-		return "out: peer message to " + strconv.Itoa(int(e.To)) + " " + broker.DescribePeer(e.Data)
+		return "out: peer message to " + strconv.Itoa(int(e.To)) + " " + broker.DescribePeer(e)
 	}
 	return "out: ?"
 }

@@ -1,7 +1,9 @@
 package workload
 
 import (
+	"maps"
 	"sort"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,9 +16,10 @@ import (
 // refreshes metadata, and cycles churn topics through create and delete
 // under the same names, so that a name comes back as a new topic (a new
 // id). It does one thing at a time, so its operations on a name reach the
-// broker in order.
+// controller in order. Its requests go to any broker, which forwards them to
+// the controller.
 type admin struct {
-	*client
+	*router
 	busy bool
 	// dirty names churn topics whose existence is unknown (an operation's
 	// outcome was lost): the next action on them is a delete.
@@ -24,7 +27,7 @@ type admin struct {
 }
 
 func newAdmin(w *World) *admin {
-	return &admin{client: newClient(w, "admin"), dirty: map[string]bool{}}
+	return &admin{router: newRouter(w, "admin"), dirty: map[string]bool{}}
 }
 
 func (a *admin) start() { a.tick() }
@@ -77,13 +80,14 @@ func (a *admin) create(t *Topic, configs map[string]string, done func(bool)) {
 	rt.Topic = t.Name
 	rt.NumPartitions = t.Partitions
 	rt.ReplicationFactor = []int16{-1, 1}[a.rnd.Pick(2)]
-	if pin := a.w.cfg.PinTo; pin != 0 {
-		rt.NumPartitions, rt.ReplicationFactor = -1, -1
-		for p := range t.Partitions {
-			ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-			ra.Partition, ra.Replicas = p, []int32{pin}
-			rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	if rf, minISR := a.w.cfg.EffectiveReplication(); rf > 0 {
+		// A cluster run: the controller places the replicas.
+		rt.ReplicationFactor = rf
+		configs = maps.Clone(configs)
+		if configs == nil {
+			configs = map[string]string{}
 		}
+		configs["min.insync.replicas"] = strconv.Itoa(int(minISR))
 	}
 	keys := make([]string, 0, len(configs))
 	for k := range configs {
@@ -101,7 +105,7 @@ func (a *admin) create(t *Topic, configs map[string]string, done func(bool)) {
 	op.Call = a.w.Loop.Now()
 	a.busy = true
 	a.w.counts.Inc(fault.AdminCreateTopic)
-	a.do(req, false, func(r reply) {
+	a.any(req, func(r reply) {
 		a.busy = false
 		resp, ok := r.resp.(*kmsg.CreateTopicsResponse)
 		switch {
@@ -150,7 +154,7 @@ func (a *admin) delete(t *Topic) {
 	t.Exists = false
 	a.busy = true
 	a.w.counts.Inc(fault.AdminDeleteTopic)
-	a.do(req, false, func(r reply) {
+	a.any(req, func(r reply) {
 		a.busy = false
 		resp, ok := r.resp.(*kmsg.DeleteTopicsResponse)
 		switch {
@@ -191,20 +195,13 @@ func (a *admin) addPartitions() {
 	req.TimeoutMillis = 10000
 	rt := kmsg.NewCreatePartitionsRequestTopic()
 	rt.Topic, rt.Count = t.Name, count
-	if pin := a.w.cfg.PinTo; pin != 0 {
-		for range count - t.Partitions {
-			ra := kmsg.NewCreatePartitionsRequestTopicAssignment()
-			ra.Replicas = []int32{pin}
-			rt.Assignment = append(rt.Assignment, ra)
-		}
-	}
 	req.Topics = append(req.Topics, rt)
 	op := &history.Admin{Kind: history.CreatePartitions, Topic: t.Name, TopicID: t.ID, Partitions: count}
 	a.w.History.StartAdmin(op)
 	op.Call = a.w.Loop.Now()
 	a.busy = true
 	a.w.counts.Inc(fault.AdminCreatePartitions)
-	a.do(req, false, func(r reply) {
+	a.any(req, func(r reply) {
 		a.busy = false
 		resp, ok := r.resp.(*kmsg.CreatePartitionsResponse)
 		switch {
@@ -232,13 +229,14 @@ func (a *admin) refresh(done func()) {
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = a.version(1, 12)
 	a.busy = true
-	a.do(req, false, func(r reply) {
+	a.any(req, func(r reply) {
 		a.busy = false
 		resp, ok := r.resp.(*kmsg.MetadataResponse)
 		if r.err != nil || !ok {
 			done()
 			return
 		}
+		a.learn(resp)
 		for _, mt := range resp.Topics {
 			if mt.Topic == nil || mt.ErrorCode != 0 {
 				continue

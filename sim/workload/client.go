@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/core/wire"
+	"github.com/weirmq/weir/sim/history"
 	"github.com/weirmq/weir/sim/network"
 	"github.com/weirmq/weir/sim/rng"
 	"github.com/weirmq/weir/sim/sched"
@@ -21,15 +22,26 @@ var (
 	// errLost: the connection ended or the request timed out after it was
 	// sent; it may or may not have taken effect.
 	errLost = errors.New("outcome unknown: connection lost or request timed out")
+	// errNoRoute: the router knew no leader for the partition, or the
+	// leader did not hold the topic incarnation meant; the request was
+	// never sent (it is an errNotSent).
+	errNoRoute = fmt.Errorf("%w: no leader known for the partition", errNotSent)
+	// errExpired: the request waited for a leader, or behind other
+	// requests for its partition, until its deadline, and was never sent
+	// (it is an errNotSent), as Kafka clients expire such requests
+	// (delivery.timeout.ms, default.api.timeout.ms).
+	errExpired = fmt.Errorf("%w: timed out before it could be sent", errNotSent)
 )
 
 // client is one connection's worth of a Kafka client: it dials, sends
 // requests in order, matches responses by correlation id, times requests
-// out, and redials on demand.
+// out, and redials on demand. A workload client holds one per node it
+// talks to (see router).
 type client struct {
 	w    *World
 	name string
-	// nodeID and node are the node the client talks to.
+	// nodeID and node are the node the client talks to (nodeID is its
+	// index in World.Nodes; its broker id is nodeID+1).
 	nodeID  int
 	node    network.Node
 	idx     int // history client index
@@ -46,6 +58,12 @@ type client struct {
 	inflight []*call // sent, awaiting a response, in order
 	corr     int32
 	gen      uint64 // changes with every connection
+	// halted: the client has ended; it sends nothing more.
+	halted bool
+	// held maps topic names to the incarnation (topic id) the node said,
+	// in a Metadata answer on connection heldGen, that it holds.
+	held    map[string]history.TopicID
+	heldGen uint64
 }
 
 type call struct {
@@ -64,11 +82,10 @@ type reply struct {
 	flipped bool
 }
 
-func newClient(w *World, name string) *client { return newClientTo(w, name, 0, w.Node) }
-
-// newClientTo returns a client of node nodeID.
-func newClientTo(w *World, name string, nodeID int, node network.Node) *client {
-	return &client{w: w, name: name, nodeID: nodeID, node: node, idx: w.History.Client(name), rnd: w.rnd.Child(name),
+// newClientTo returns a client of node nodeID alone, with its own name,
+// history index and random stream.
+func newClientTo(w *World, name string, nodeID int) *client {
+	return &client{w: w, name: name, nodeID: nodeID, node: w.Nodes[nodeID], idx: w.History.Client(name), rnd: w.rnd.Child(name),
 		timeout: w.cfg.RequestTimeout}
 }
 
@@ -76,6 +93,10 @@ func newClientTo(w *World, name string, nodeID int, node network.Node) *client {
 // response or an error. noReply is for acks=0 produces: done runs once
 // the request is handed to the network.
 func (c *client) do(req kmsg.Request, noReply bool, done func(reply)) {
+	if c.halted {
+		done(reply{err: fmt.Errorf("%w (halted)", errNotSent)})
+		return
+	}
 	cl := &call{req: req, noReply: noReply, done: done}
 	if c.connected {
 		c.send(cl)
@@ -206,4 +227,30 @@ func (c *client) Frame(conn *network.Conn, frame []byte, flipped bool) {
 // version draws a version of key between lo and hi.
 func (c *client) version(lo, hi int16) int16 {
 	return int16(c.rnd.Range(int64(lo), int64(hi)))
+}
+
+// holds reports whether the node said, on the connection now open, that
+// it holds incarnation id of topic (a zero id: any incarnation will do).
+func (c *client) holds(topic string, id history.TopicID) bool {
+	if id == (history.TopicID{}) {
+		return true
+	}
+	return c.connected && c.heldGen == c.gen && c.held[topic] == id
+}
+
+// learnHeld notes which incarnations a Metadata answer on the open
+// connection says the node holds.
+func (c *client) learnHeld(resp *kmsg.MetadataResponse) {
+	if c.heldGen != c.gen || c.held == nil {
+		c.held, c.heldGen = map[string]history.TopicID{}, c.gen
+	}
+	for _, mt := range resp.Topics {
+		switch {
+		case mt.Topic == nil:
+		case mt.ErrorCode == 0:
+			c.held[*mt.Topic] = mt.TopicID
+		default:
+			delete(c.held, *mt.Topic)
+		}
+	}
 }

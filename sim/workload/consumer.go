@@ -14,11 +14,13 @@ import (
 )
 
 // consumer reads a few partitions from wherever it likes: from the start,
-// the end, or a random offset, seeking now and then. With sessions it uses
-// KIP-227 fetch sessions (a full fetch, then incremental ones naming only
-// what changed); without, every fetch is full and sessionless.
+// the end, or a random offset, seeking now and then. Each poll sends one
+// fetch to each leader of the partitions it reads, at once, and waits for
+// all. With sessions it uses KIP-227 fetch sessions, one per node (a full
+// fetch, then incremental ones naming only what changed); without, every
+// fetch is full and sessionless.
 type consumer struct {
-	*client
+	*router
 	// validation draws when to check leader epochs, from its own stream
 	// so the consumer's other choices stay as they were.
 	validation *rng.Rand
@@ -28,18 +30,25 @@ type consumer struct {
 	minBytes   int32
 	maxBytes   int32
 
-	parts     []*cpart
-	forgotten []*cpart // removed since the last request, for the session
-	sessionID int32
-	epoch     int32 // next session epoch; 0 starts a session
+	parts []*cpart
+	sess  []fsession // by node index
+}
+
+// fsession is the consumer's fetch session with one node.
+type fsession struct {
+	id        int32
+	epoch     int32    // next session epoch; 0 starts a session
+	forgotten []*cpart // removed since the last request
 }
 
 // cpart is a partition the consumer reads.
 type cpart struct {
 	fetchPart
-	// inSession: the session knows this partition at sent.offset (and
-	// sent.maxBytes); a change means it goes in the next request.
+	// inSession: the session with node sessNode knows this partition at
+	// sent.offset (and sent.maxBytes and sent.epoch); a change means it
+	// goes in the next request.
 	inSession bool
+	sessNode  int
 	sent      fetchPart
 	// seeking: a ListOffsets is under way for it.
 	seeking bool
@@ -49,8 +58,9 @@ type cpart struct {
 }
 
 func newConsumer(w *World, name string) *consumer {
-	c := &consumer{client: newClient(w, name), validation: w.rnd.Child(name + "/validation")}
-	c.version = c.client.version(4, 16)
+	c := &consumer{router: newRouter(w, name), validation: w.rnd.Child(name + "/validation")}
+	c.sess = make([]fsession, len(w.Nodes))
+	c.version = c.router.version(4, 16)
 	c.sessions = c.version >= 7 && c.rnd.Coin()
 	c.maxWait = int32(c.rnd.Range(0, 500))
 	c.minBytes = 1
@@ -82,7 +92,7 @@ func (c *consumer) assign() {
 		return
 	}
 	t := topics[c.rnd.Pick(len(topics))]
-	if c.version >= 13 && t.ID == (history.TopicID{}) {
+	if byID(c.version) && t.ID == (history.TopicID{}) {
 		return
 	}
 	p := int32(c.rnd.Pick(int(t.Partitions)))
@@ -107,8 +117,15 @@ func (c *consumer) drop(cp *cpart) {
 			break
 		}
 	}
+	c.forget(cp)
+}
+
+// forget takes cp out of the session it is in.
+func (c *consumer) forget(cp *cpart) {
 	if cp.inSession {
-		c.forgotten = append(c.forgotten, cp)
+		s := &c.sess[cp.sessNode]
+		s.forgotten = append(s.forgotten, cp)
+		cp.inSession = false
 	}
 }
 
@@ -132,19 +149,22 @@ func (c *consumer) seek(cp *cpart) {
 // listOffset asks for a partition's earliest (-2) or latest (-1) offset; a
 // latest answer is a read of the high watermark and goes in the history.
 func (c *consumer) listOffset(cp *cpart, ts int64, done func(int64, bool)) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = c.client.version(1, 8)
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = cp.topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition = cp.partition
-	rp.Timestamp = ts
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	t := c.w.target(cp.topic, cp.partition)
 	call := c.w.Loop.Now()
-	c.do(req, false, func(r reply) {
+	c.send(t, func(epoch int32) kmsg.Request {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = c.router.version(1, 8)
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = cp.topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = cp.partition
+		rp.Timestamp = ts
+		rp.CurrentLeaderEpoch = epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}, false, func(r reply) {
 		resp, ok := r.resp.(*kmsg.ListOffsetsResponse)
 		if r.err != nil || !ok || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
 			done(0, false)
@@ -152,6 +172,7 @@ func (c *consumer) listOffset(cp *cpart, ts int64, done func(int64, bool)) {
 		}
 		out := resp.Topics[0].Partitions[0]
 		if out.ErrorCode != 0 {
+			c.staleOn(t, out.ErrorCode)
 			done(0, false)
 			return
 		}
@@ -177,6 +198,10 @@ func (c *consumer) poll() {
 	}
 	var ready []*cpart
 	for _, cp := range c.parts {
+		if _, routed := c.cached(c.w.fetchTarget(cp.fetchPart, c.version)); !routed && c.w.gone(cp.topic, cp.partition) {
+			c.drop(cp) // deleted: no leader will be found
+			continue
+		}
 		if !cp.seeking {
 			ready = append(ready, cp)
 		}
@@ -188,10 +213,41 @@ func (c *consumer) poll() {
 	c.fetch(ready)
 }
 
+// fetch sends one fetch to each leader of the ready partitions and polls
+// again once every answer is in. Each operation's call is now, when the
+// incarnations meant are read from the catalogue (see router).
 func (c *consumer) fetch(ready []*cpart) {
+	parts := make([]fetchPart, len(ready))
+	for i, cp := range ready {
+		parts[i] = cp.fetchPart
+	}
+	call := c.w.Loop.Now()
+	c.sendSplit(c.w.fetchTargets(parts, c.version), func(g leaderGroup) (kmsg.Request, func(reply)) {
+		group := make([]*cpart, len(g.at))
+		for i, k := range g.at {
+			cp := ready[k]
+			cp.epoch = g.epochs[i]
+			if cp.inSession && cp.sessNode != g.node {
+				c.forget(cp) // its leader moved
+			}
+			group[i] = cp
+		}
+		return c.fetchFrom(g.node, group, call)
+	}, func() {
+		if !c.w.active || c.w.stopped {
+			return
+		}
+		c.w.Loop.After(c.rnd.Range(0, 30)*sched.Millisecond, c.poll)
+	})
+}
+
+// fetchFrom builds the fetch of ready, which node leads, in the session
+// with node, and returns it with what handles its answer.
+func (c *consumer) fetchFrom(node int, ready []*cpart, call int64) (kmsg.Request, func(reply)) {
+	s := &c.sess[node]
 	useSession := c.sessions
 	var parts []fetchPart
-	incremental := useSession && c.sessionID != 0 && c.epoch > 0
+	incremental := useSession && s.id != 0 && s.epoch > 0
 	for _, cp := range ready {
 		if !incremental || !cp.inSession || cp.sent != cp.fetchPart {
 			parts = append(parts, cp.fetchPart)
@@ -204,12 +260,12 @@ func (c *consumer) fetch(ready []*cpart) {
 	case !useSession:
 		req.SessionID, req.SessionEpoch = 0, -1
 	case !incremental:
-		req.SessionID, req.SessionEpoch = c.sessionID, 0
+		req.SessionID, req.SessionEpoch = s.id, 0
 	default:
-		req.SessionID, req.SessionEpoch = c.sessionID, c.epoch
-		for _, f := range c.forgotten {
+		req.SessionID, req.SessionEpoch = s.id, s.epoch
+		for _, f := range s.forgotten {
 			ft := kmsg.NewFetchRequestForgottenTopic()
-			if c.version >= 13 {
+			if byID(c.version) {
 				ft.TopicID = f.id
 			} else {
 				ft.Topic = f.topic
@@ -218,35 +274,33 @@ func (c *consumer) fetch(ready []*cpart) {
 			req.ForgottenTopics = append(req.ForgottenTopics, ft)
 		}
 	}
-	c.forgotten = nil
+	s.forgotten = nil
 	// What the session will hold once this request is handled.
 	inSession := make([]fetchPart, len(ready))
 	for i, cp := range ready {
 		inSession[i] = cp.fetchPart
 	}
-	call := c.w.Loop.Now()
-	c.do(req, false, func(r reply) {
-		c.fetched(ready, inSession, incremental, call, r)
-		if !c.w.active || c.w.stopped {
-			return
-		}
-		c.w.Loop.After(c.rnd.Range(0, 30)*sched.Millisecond, c.poll)
-	})
+	return req, func(r reply) { c.fetched(node, ready, inSession, incremental, call, r) }
 }
 
-func (c *consumer) resetSession() {
-	c.epoch = 0
+// resetSession starts the session with node over.
+func (c *consumer) resetSession(node int) {
+	s := &c.sess[node]
+	s.epoch = 0
 	for _, cp := range c.parts {
-		cp.inSession = false
+		if cp.sessNode == node {
+			cp.inSession = false
+		}
 	}
-	c.forgotten = nil
+	s.forgotten = nil
 }
 
-func (c *consumer) fetched(ready []*cpart, asked []fetchPart, incremental bool, call int64, r reply) {
+func (c *consumer) fetched(node int, ready []*cpart, asked []fetchPart, incremental bool, call int64, r reply) {
+	s := &c.sess[node]
 	if r.err != nil {
 		if c.sessions && !errors.Is(r.err, errNotSent) {
 			// Whether the broker saw the request is unknown; start over.
-			c.resetSession()
+			c.resetSession(node)
 		}
 		return
 	}
@@ -254,36 +308,36 @@ func (c *consumer) fetched(ready []*cpart, asked []fetchPart, incremental bool, 
 	if resp.ErrorCode != 0 {
 		// FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: the
 		// broker restarted or evicted the session.
-		c.sessionID = 0
-		c.resetSession()
+		s.id = 0
+		c.resetSession(node)
 		return
 	}
 	if c.sessions {
 		switch {
 		case !incremental:
-			c.sessionID = resp.SessionID
-			c.epoch = 0
+			s.id = resp.SessionID
+			s.epoch = 0
 			if resp.SessionID != 0 {
-				c.epoch = 1
+				s.epoch = 1
 			}
-		case c.epoch == math.MaxInt32:
-			c.epoch = 1
+		case s.epoch == math.MaxInt32:
+			s.epoch = 1
 		default:
-			c.epoch++
+			s.epoch++
 		}
-		if c.epoch > 0 {
+		if s.epoch > 0 {
 			for i, cp := range ready {
-				cp.inSession, cp.sent = true, asked[i]
+				cp.inSession, cp.sessNode, cp.sent = true, node, asked[i]
 			}
 		}
 	}
-	byID := c.version >= 13
+	byID := byID(c.version)
 	for _, fp := range fetchedParts(resp, c.maxBytes) {
 		for i, cp := range ready {
 			if !fp.matches(asked[i], byID) {
 				continue
 			}
-			f, ok := c.w.fetchOp(c.client, asked[i], fp, byID, call, r.flipped, false)
+			f, ok := c.w.fetchOp(c.router, asked[i], fp, byID, call, r.flipped, false)
 			if !ok {
 				break
 			}
@@ -297,6 +351,7 @@ func (c *consumer) fetched(ready []*cpart, asked []fetchPart, incremental bool, 
 // advance moves a partition past what a fetch returned, or handles its
 // error.
 func (c *consumer) advance(cp *cpart, asked fetchPart, f *history.Fetch) {
+	c.staleOn(c.w.fetchTarget(asked, c.version), f.ErrCode)
 	if cp.offset != asked.offset || cp.seeking {
 		return // it seeked meanwhile
 	}
@@ -312,7 +367,7 @@ func (c *consumer) advance(cp *cpart, asked fetchPart, f *history.Fetch) {
 	case kerr.OffsetOutOfRange:
 		c.seek(cp)
 	case kerr.UnknownTopicOrPartition, kerr.UnknownTopicID:
-		if t := c.w.topic(cp.topic); t == nil || !t.Exists || t.ID != cp.id && c.version >= 13 {
+		if t := c.w.topic(cp.topic); t == nil || !t.Exists || t.ID != cp.id && byID(c.version) {
 			c.drop(cp)
 		}
 	}
@@ -329,16 +384,19 @@ func (c *consumer) validate(cp *cpart, epoch int32) {
 		return
 	}
 	id, position := t.ID, cp.offset
-	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
-	req.SetVersion(int16(2 + c.validation.Pick(3)))
-	req.ReplicaID = -1
-	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
-	rt.Topic = cp.topic
-	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = cp.partition, -1, epoch
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	c.do(req, false, func(r reply) {
+	tg := target{topic: cp.topic, id: id, partition: cp.partition}
+	c.send(tg, func(current int32) kmsg.Request {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.SetVersion(int16(2 + c.validation.Pick(3)))
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = cp.topic
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = cp.partition, current, epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}, false, func(r reply) {
 		if r.err != nil {
 			return
 		}
@@ -348,6 +406,7 @@ func (c *consumer) validate(cp *cpart, epoch int32) {
 			return
 		}
 		p := resp.Topics[0].Partitions[0]
+		c.staleOn(tg, p.ErrorCode)
 		if now := c.w.topic(cp.topic); p.ErrorCode != 0 || now == nil || now.ID != id {
 			return // refused, or the topic was deleted or recreated meanwhile
 		}

@@ -12,6 +12,12 @@
 // order, as Kafka clients do. Record batches are built with record.Build
 // and read back with record.Records, which checks their CRC.
 //
+// In a cluster run each client keeps one connection per node and sends
+// every request for a partition to its leader, learned from Metadata and
+// sent its leader epoch, refreshing the metadata after a leader error or a
+// lost connection (see router); requests for no partition go to any
+// broker, and consumer groups coordinate through one (Config.Home).
+//
 // Every value a producer sends is unique in the run ("p3-17": producer 3's
 // 17th record), so checkers can follow each record. An idempotent producer
 // retries a batch with the same sequence number until it learns the

@@ -22,6 +22,31 @@ type fetchPart struct {
 	partition int32
 	offset    int64
 	maxBytes  int32
+	// epoch is the leader epoch the client knows (-1: none), sent as
+	// CurrentLeaderEpoch.
+	epoch int32
+}
+
+// byID says whether Fetch version v names topics by id.
+func byID(v int16) bool { return v >= 13 }
+
+// fetchTarget is what the router needs of a partition a Fetch at version
+// v reads: by name, the incarnation clients believe the name has; by id,
+// none (the request names it).
+func (w *World) fetchTarget(p fetchPart, v int16) target {
+	if byID(v) {
+		return target{topic: p.topic, partition: p.partition}
+	}
+	return w.target(p.topic, p.partition)
+}
+
+// fetchTargets maps fetchTarget over parts.
+func (w *World) fetchTargets(parts []fetchPart, v int16) []target {
+	ts := make([]target, len(parts))
+	for i, p := range parts {
+		ts[i] = w.fetchTarget(p, v)
+	}
+	return ts
 }
 
 // newFetch builds a fetch request for parts at version v (by topic id from
@@ -34,7 +59,7 @@ func newFetch(v int16, parts []fetchPart) *kmsg.FetchRequest {
 		k := len(req.Topics)
 		if k == 0 || req.Topics[k-1].Topic != p.topic || req.Topics[k-1].TopicID != p.id {
 			rt := kmsg.NewFetchRequestTopic()
-			if v >= 13 {
+			if byID(v) {
 				rt.TopicID = p.id
 			} else {
 				rt.Topic = p.topic
@@ -46,7 +71,7 @@ func newFetch(v int16, parts []fetchPart) *kmsg.FetchRequest {
 		rp.Partition = p.partition
 		rp.FetchOffset = p.offset
 		rp.PartitionMaxBytes = p.maxBytes
-		rp.CurrentLeaderEpoch = -1
+		rp.CurrentLeaderEpoch = p.epoch
 		req.Topics[k-1].Partitions = append(req.Topics[k-1].Partitions, rp)
 	}
 	return req
@@ -108,7 +133,7 @@ func decodeRecords(data []byte, from int64) (out []history.Rec, behind bool, las
 // fetchOp turns one partition's answer into a history operation, or
 // reports corruption: with flipped (an injected fault) the caller just
 // retries; without, the broker served a bad batch, which is a failure.
-func (w *World) fetchOp(c *client, req fetchPart, fp fetchedPart, byID bool, call int64, flipped, final bool) (*history.Fetch, bool) {
+func (w *World) fetchOp(c *router, req fetchPart, fp fetchedPart, byID bool, call int64, flipped, final bool) (*history.Fetch, bool) {
 	recs, behind, lastEpoch, err := decodeRecords(fp.resp.RecordBatches, req.offset)
 	if err != nil {
 		if !flipped {

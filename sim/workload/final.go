@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // partition writable and readable (liveness), then reads everything back
 // from the start (the final check's input).
 type final struct {
-	*client
+	*router
 	topics []history.FinalTopic
 	probes int // values written by probes so far
 	// round counts the prober's passes; callbacks of an abandoned pass
@@ -30,12 +31,13 @@ type final struct {
 func (f *final) metadata(done func()) {
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = f.version(10, 12)
-	f.do(req, false, func(r reply) {
+	f.any(req, func(r reply) {
 		resp, ok := r.resp.(*kmsg.MetadataResponse)
 		if r.err != nil || !ok {
 			f.w.Loop.After(100*sched.Millisecond, func() { f.metadata(done) })
 			return
 		}
+		f.learn(resp)
 		f.topics = f.topics[:0]
 		for _, mt := range resp.Topics {
 			if mt.Topic == nil || f.w.cfg.ForeignPrefix != "" && strings.HasPrefix(*mt.Topic, f.w.cfg.ForeignPrefix) {
@@ -64,7 +66,8 @@ func (w *World) Probe(done func(topics []history.FinalTopic)) {
 		w.Loop.After(10*sched.Millisecond, func() { w.Probe(done) })
 		return
 	}
-	f := &final{client: newClient(w, "prober")}
+	f := &final{router: newRouter(w, "prober")}
+	w.prober = f
 	f.pass(done)
 }
 
@@ -120,19 +123,25 @@ func (f *final) probe(t history.FinalTopic, p int32, round int, restart, done fu
 	data := record.Build(record.BuildSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, FirstTimestamp: op.Timestamp,
 		Records: []record.BuildRecord{{Value: []byte(value)}}})
 	op.Bytes = len(data)
-	req := kmsg.NewPtrProduceRequest()
-	req.Version = f.version(3, 11)
-	req.Acks, req.TimeoutMillis = -1, f.w.cfg.ProduceTimeoutMs
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = t.Name
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = p, data
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
 	f.w.History.StartProduce(op)
 	op.Call = f.w.Loop.Now()
-	f.do(req, false, func(r reply) {
+	tg := target{topic: t.Name, id: t.ID, partition: p}
+	f.send(tg, func(int32) kmsg.Request {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = f.version(3, 11)
+		req.Acks, req.TimeoutMillis = -1, f.w.cfg.ProduceTimeoutMs
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = t.Name
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p, data
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}, false, func(r reply) {
 		res, ok := produceResult(r)
+		if r.err == nil && ok {
+			f.staleOn(tg, res.ErrorCode)
+		}
 		if r.err == nil && ok && res.ErrorCode == 0 {
 			op.Outcome, op.Return, op.Offset = history.OK, f.w.Loop.Now(), res.BaseOffset
 			f.w.History.EndProduce(op)
@@ -143,7 +152,7 @@ func (f *final) probe(t history.FinalTopic, p int32, round int, restart, done fu
 		if r.err == nil && ok && refused(res.ErrorCode) {
 			op.Outcome, op.Return = history.Failed, f.w.Loop.Now()
 		}
-		if r.err == nil && ok && gone(res.ErrorCode) {
+		if r.err == nil && ok && gone(res.ErrorCode) || errors.Is(r.err, errNoRoute) && !f.knows(t.Name, t.ID) {
 			restart()
 			return
 		}
@@ -162,7 +171,7 @@ func (f *final) readBack(t history.FinalTopic, p int32, offset int64, value stri
 			done()
 			return
 		}
-		if op != nil && gone(op.ErrCode) {
+		if op != nil && gone(op.ErrCode) || op == nil && !f.knows(t.Name, t.ID) {
 			restart()
 			return
 		}
@@ -174,24 +183,29 @@ func (f *final) readBack(t history.FinalTopic, p int32, offset int64, value stri
 // the result; done gets nil if there was none.
 func (f *final) fetchOne(part fetchPart, final bool, done func(*history.Fetch)) {
 	v := f.version(13, 16)
-	req := newFetch(v, []fetchPart{part})
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 1, 1<<20
-	req.SessionID, req.SessionEpoch = 0, -1
+	tg := f.w.fetchTarget(part, v)
 	call := f.w.Loop.Now()
-	f.do(req, false, func(r reply) {
+	f.send(tg, func(epoch int32) kmsg.Request {
+		part.epoch = epoch
+		req := newFetch(v, []fetchPart{part})
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 1, 1<<20
+		req.SessionID, req.SessionEpoch = 0, -1
+		return req
+	}, false, func(r reply) {
 		if r.err != nil {
 			done(nil)
 			return
 		}
 		resp := r.resp.(*kmsg.FetchResponse)
-		for _, fp := range fetchedParts(resp, req.MaxBytes) {
+		for _, fp := range fetchedParts(resp, 1<<20) {
 			if !fp.matches(part, true) {
 				continue
 			}
-			op, ok := f.w.fetchOp(f.client, part, fp, true, call, r.flipped, final)
+			op, ok := f.w.fetchOp(f.router, part, fp, true, call, r.flipped, final)
 			if !ok {
 				break
 			}
+			f.staleOn(tg, op.ErrCode)
 			f.w.History.AddFetch(op)
 			done(op)
 			return
@@ -203,7 +217,7 @@ func (f *final) fetchOne(part fetchPart, final bool, done func(*history.Fetch)) 
 // FinalRead reads every partition of topics from its log start to its high
 // watermark with a fresh client; done runs when all are read.
 func (w *World) FinalRead(topics []history.FinalTopic, done func()) {
-	f := &final{client: newClient(w, "final-reader"), topics: topics}
+	f := &final{router: newRouter(w, "final-reader"), topics: topics}
 	left := 0
 	for _, t := range topics {
 		left += int(t.Partitions)

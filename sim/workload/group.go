@@ -22,10 +22,11 @@ import (
 // Every (re)join starts a new epoch; an answer to a request of an older
 // epoch is dropped, so a member never acts on a generation it left.
 type member struct {
-	*client
+	*router
 	group, topic string
 	// Versions drawn per member, among those the broker serves.
 	vFind, vJoin, vSync, vHeartbeat, vLeave, vCommit, vOffsetFetch, vFetch int16
+	vListOffsets                                                           int16
 	session, rebalance                                                     sched.Time
 
 	memberID string
@@ -46,7 +47,7 @@ type mpart struct {
 const groupProtocol = "range"
 
 func newMember(w *World, name, group, topic string) *member {
-	m := &member{client: newClient(w, name), group: group, topic: topic}
+	m := &member{router: newRouter(w, name), group: group, topic: topic}
 	m.vFind = m.version(0, 5)
 	m.vJoin = m.version(4, 9) // v4+: MEMBER_ID_REQUIRED
 	m.vSync = m.version(0, 5)
@@ -55,6 +56,10 @@ func newMember(w *World, name, group, topic string) *member {
 	m.vCommit = m.version(2, 9)
 	m.vOffsetFetch = m.version(1, 7)
 	m.vFetch = m.version(4, 12)
+	m.vListOffsets = 1
+	if m.routed() {
+		m.vListOffsets = m.version(4, 8) // with CurrentLeaderEpoch
+	}
 	// group.min.session.timeout.ms is 6s by default.
 	m.session = sched.Time(m.rnd.Range(6, 10)) * sched.Second
 	m.rebalance = sched.Time(m.rnd.Range(3, maxRebalanceSec)) * sched.Second
@@ -126,7 +131,7 @@ func (m *member) findCoordinator(epoch int) {
 	if req.Version >= 4 {
 		req.CoordinatorKeys = []string{m.group}
 	}
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if !m.current(epoch) {
 			return
 		}
@@ -162,7 +167,7 @@ func (m *member) join(epoch int) {
 	p.Name, p.Metadata = groupProtocol, []byte{}
 	req.Protocols = []kmsg.JoinGroupRequestProtocol{p}
 	call := m.w.Loop.Now()
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if !m.current(epoch) {
 			return
 		}
@@ -268,7 +273,7 @@ func (m *member) sync(epoch int, assignments []kmsg.SyncGroupRequestGroupAssignm
 	}
 	req.GroupAssignment = assignments
 	call := m.w.Loop.Now()
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if !m.current(epoch) {
 			return
 		}
@@ -321,7 +326,7 @@ func (m *member) heartbeat(epoch int) {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Version = m.vHeartbeat
 	req.Group, req.Generation, req.MemberID = m.group, m.gen, m.memberID
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if !m.current(epoch) {
 			return
 		}
@@ -367,7 +372,7 @@ func (m *member) leave() {
 		MemberID: m.memberID, Generation: m.gen, Call: m.w.Loop.Now()}
 	m.epoch++
 	m.memberID = ""
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if r.err != nil {
 			return
 		}
@@ -398,7 +403,7 @@ func (m *member) offsetFetch(epoch int) {
 	}
 	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
 	call := m.w.Loop.Now()
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if !m.current(epoch) {
 			return
 		}
@@ -448,7 +453,8 @@ func (m *member) offsetFetch(epoch int) {
 }
 
 // reset finds the earliest offset of partitions with no committed offset
-// (auto.offset.reset=earliest), then reads.
+// (auto.offset.reset=earliest), then reads. It asks each leader for its
+// partitions, and looks again once every answer is in.
 func (m *member) reset(epoch int) {
 	var need []*mpart
 	for _, p := range m.parts {
@@ -460,31 +466,35 @@ func (m *member) reset(epoch int) {
 		m.poll(epoch)
 		return
 	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = 1
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = m.topic
-	for _, p := range need {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.partition, -2, -1
-		rt.Partitions = append(rt.Partitions, rp)
+	ts := make([]target, len(need))
+	for i, p := range need {
+		ts[i] = m.w.target(m.topic, p.partition)
 	}
-	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
-	m.do(req, false, func(r reply) {
-		if !m.current(epoch) {
-			return
-		}
-		if resp, ok := r.resp.(*kmsg.ListOffsetsResponse); r.err == nil && ok {
-			for _, t := range resp.Topics {
-				for _, rp := range t.Partitions {
-					for _, p := range need {
-						if p.partition == rp.Partition && rp.ErrorCode == 0 && t.Topic == m.topic {
-							p.pos = max(p.pos, rp.Offset)
+	m.sendSplit(ts, func(g leaderGroup) (kmsg.Request, func(reply)) {
+		req := m.earliest(g, need)
+		return req, func(r reply) {
+			if !m.current(epoch) {
+				return
+			}
+			if resp, ok := r.resp.(*kmsg.ListOffsetsResponse); r.err == nil && ok {
+				for _, t := range resp.Topics {
+					for _, rp := range t.Partitions {
+						for _, k := range g.at {
+							p := need[k]
+							if p.partition == rp.Partition && t.Topic == m.topic {
+								m.staleOn(ts[k], rp.ErrorCode)
+								if rp.ErrorCode == 0 {
+									p.pos = max(p.pos, rp.Offset)
+								}
+							}
 						}
 					}
 				}
 			}
+		}
+	}, func() {
+		if !m.current(epoch) {
+			return
 		}
 		m.w.Loop.After(m.backoff(), func() {
 			if m.current(epoch) {
@@ -494,8 +504,25 @@ func (m *member) reset(epoch int) {
 	})
 }
 
-// poll reads the assigned partitions from their positions and now and
-// then commits the positions.
+// earliest asks for the log start of the partitions of g (need[g.at]).
+func (m *member) earliest(g leaderGroup, need []*mpart) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = m.vListOffsets
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = m.topic
+	for i, k := range g.at {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = need[k].partition, -2, g.epochs[i]
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
+	return req
+}
+
+// poll reads the assigned partitions from their positions, one fetch to
+// each leader, and once every answer is in now and then commits the
+// positions.
 func (m *member) poll(epoch int) {
 	var parts []fetchPart
 	var ready []*mpart
@@ -513,16 +540,25 @@ func (m *member) poll(epoch int) {
 		})
 		return
 	}
-	req := newFetch(m.vFetch, parts)
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 1<<20
-	req.SessionID, req.SessionEpoch = 0, -1
 	call := m.w.Loop.Now()
-	m.do(req, false, func(r reply) {
+	m.sendSplit(m.w.fetchTargets(parts, m.vFetch), func(g leaderGroup) (kmsg.Request, func(reply)) {
+		asked := make([]fetchPart, len(g.at))
+		mine := make([]*mpart, len(g.at))
+		for i, k := range g.at {
+			asked[i], mine[i] = parts[k], ready[k]
+			asked[i].epoch = g.epochs[i]
+		}
+		req := newFetch(m.vFetch, asked)
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 1<<20
+		req.SessionID, req.SessionEpoch = 0, -1
+		return req, func(r reply) {
+			if m.current(epoch) && r.err == nil {
+				m.fetched(epoch, mine, asked, r, call)
+			}
+		}
+	}, func() {
 		if !m.current(epoch) {
 			return
-		}
-		if r.err == nil {
-			m.fetched(epoch, ready, parts, r, call)
 		}
 		if m.rnd.Pick(4) == 0 {
 			m.commit(epoch, m.gen, true)
@@ -548,10 +584,11 @@ func (m *member) fetched(epoch int, ready []*mpart, asked []fetchPart, r reply, 
 			// The operation checks the batches' CRCs; the consumers'
 			// fetches already feed the read checkers, so it stays out of
 			// the history.
-			f, ok := m.w.fetchOp(m.client, asked[i], fp, false, call, r.flipped, false)
+			f, ok := m.w.fetchOp(m.router, asked[i], fp, false, call, r.flipped, false)
 			if !ok {
 				break
 			}
+			m.staleOn(m.w.fetchTarget(asked[i], m.vFetch), f.ErrCode)
 			switch kerr.ErrorForCode(f.ErrCode) {
 			case nil:
 				if n := len(f.Records); n > 0 {
@@ -576,23 +613,21 @@ func (m *member) fetched(epoch int, ready []*mpart, asked []fetchPart, r reply, 
 // start, unless that would move it back (its position is then kept, and
 // the next fetch tells).
 func (m *member) resetOne(epoch int, p *mpart, was int64) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = 1
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = m.topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.partition, -2, -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
-	m.do(req, false, func(r reply) {
+	t := m.w.target(m.topic, p.partition)
+	m.send(t, func(current int32) kmsg.Request {
+		return m.earliest(leaderGroup{at: []int{0}, epochs: []int32{current}}, []*mpart{p})
+	}, false, func(r reply) {
 		if !m.current(epoch) || p.pos >= 0 {
 			return
 		}
 		p.pos = was
 		resp, ok := r.resp.(*kmsg.ListOffsetsResponse)
-		if r.err == nil && ok && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 && resp.Topics[0].Partitions[0].ErrorCode == 0 {
-			p.pos = max(was, resp.Topics[0].Partitions[0].Offset)
+		if r.err == nil && ok && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
+			rp := resp.Topics[0].Partitions[0]
+			m.staleOn(t, rp.ErrorCode)
+			if rp.ErrorCode == 0 {
+				p.pos = max(was, rp.Offset)
+			}
 		}
 	})
 }
@@ -623,7 +658,7 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 		return
 	}
 	req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
-	m.do(req, false, func(r reply) {
+	m.home(req, func(r reply) {
 		if r.err != nil {
 			return
 		}

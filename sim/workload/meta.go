@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/sim/history"
-	"github.com/weirmq/weir/sim/network"
 	"github.com/weirmq/weir/sim/sched"
 )
 
@@ -29,12 +28,12 @@ type Meta struct {
 	maxCount map[string]int32
 }
 
-// NewMeta returns a metadata workload over nodes (indexed by network id),
-// brokers of which have the broker role.
-func NewMeta(w *World, nodes []network.Node, brokers int) *Meta {
+// NewMeta returns a metadata workload over the world's nodes, brokers of
+// which have the broker role.
+func NewMeta(w *World, brokers int) *Meta {
 	m := &Meta{w: w, brokers: brokers, maxCount: map[string]int32{}}
-	for i, n := range nodes {
-		m.clients = append(m.clients, newClientTo(w, fmt.Sprintf("meta-n%d", i), i, n))
+	for i := range w.Nodes {
+		m.clients = append(m.clients, newClientTo(w, fmt.Sprintf("meta-n%d", i), i))
 	}
 	return m
 }

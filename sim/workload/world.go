@@ -39,13 +39,34 @@ type Config struct {
 	// Groups is how many classic consumer groups run (0: none), each with
 	// GroupMembers members reading one of the setup topics.
 	Groups, GroupMembers int
-	// PinTo, in a cluster, is the node id every partition the admin
-	// creates is assigned to (0: let the controller place them), so that
-	// clients talking to that node alone lead every partition they use.
-	PinTo int32
+	// Home is the node (index into the world's nodes) the consumer groups
+	// talk to for everything but reading partitions: it coordinates them
+	// (group coordinators move to __consumer_offsets leaders with a later
+	// issue). Brokers lists the nodes with the broker role (nil: all).
+	Home    int
+	Brokers []int
+	// ReplicationFactor and MinInsyncReplicas, in a cluster run, are what
+	// the data workload's topics are created with (drawn per seed; 0: the
+	// single-node defaults), capped by MaxReplicationFactor (see
+	// sim.MaxReplicationFactor): EffectiveReplication gives the values used.
+	ReplicationFactor, MinInsyncReplicas, MaxReplicationFactor int16
 	// ForeignPrefix names topics other workloads own (the metadata
 	// workload's), which the prober and final read leave alone.
 	ForeignPrefix string
+}
+
+// EffectiveReplication returns the replication factor and
+// min.insync.replicas topics are created with: the drawn ones, capped
+// (0, 0 outside cluster runs).
+func (c Config) EffectiveReplication() (rf, minISR int16) {
+	if c.ReplicationFactor <= 0 {
+		return 0, 0
+	}
+	rf = c.ReplicationFactor
+	if c.MaxReplicationFactor > 0 {
+		rf = min(rf, c.MaxReplicationFactor)
+	}
+	return rf, max(1, min(c.MinInsyncReplicas, rf))
 }
 
 // Topic is what clients believe about a topic.
@@ -67,9 +88,11 @@ type TopicSpec struct {
 
 // World is the clients' shared environment.
 type World struct {
-	Loop    *sched.Loop
-	Net     *network.Network
-	Node    network.Node
+	Loop *sched.Loop
+	Net  *network.Network
+	// Nodes are the nodes clients may connect to, by index (broker id
+	// index+1); a single-node run has one.
+	Nodes   []network.Node
 	History *history.History
 	rnd     *rng.Rand
 	cfg     Config
@@ -87,12 +110,14 @@ type World struct {
 	consumers []*consumer
 	members   []*member
 	admin     *admin
+	prober    *final
 }
 
-// NewWorld returns a world; fail reports a violation seen by a client.
-func NewWorld(loop *sched.Loop, net *network.Network, node network.Node, h *history.History, rnd *rng.Rand, cfg Config,
+// NewWorld returns a world over nodes; fail reports a violation seen by a
+// client.
+func NewWorld(loop *sched.Loop, net *network.Network, nodes []network.Node, h *history.History, rnd *rng.Rand, cfg Config,
 	counts *fault.Counts, tr *trace.Trace, fail func(checker, msg string)) *World {
-	return &World{Loop: loop, Net: net, Node: node, History: h, rnd: rnd, cfg: cfg, counts: counts, tr: tr, fail: fail}
+	return &World{Loop: loop, Net: net, Nodes: nodes, History: h, rnd: rnd, cfg: cfg, counts: counts, tr: tr, fail: fail}
 }
 
 func (w *World) trace(format string, args ...any) {
@@ -107,6 +132,12 @@ func (w *World) topic(name string) *Topic {
 		}
 	}
 	return nil
+}
+
+// gone reports whether clients believe partition p of topic name gone.
+func (w *World) gone(name string, p int32) bool {
+	t := w.topic(name)
+	return t == nil || !t.Exists || p >= t.Partitions
 }
 
 // live lists topics believed to exist with at least one partition.
@@ -192,16 +223,21 @@ func (w *World) Stop() { w.active = false }
 func (w *World) Halt() {
 	w.stopped = true
 	for _, p := range w.producers {
-		p.abort("halted")
+		p.halt()
 	}
 	for _, c := range w.consumers {
-		c.abort("halted")
+		c.halt()
 	}
 	for _, m := range w.members {
-		m.abort("halted")
+		m.halt()
 	}
 	if w.admin != nil {
-		w.admin.abort("halted")
+		w.admin.halt()
+	}
+	if w.prober != nil {
+		// Its work is done; a probe of a pass it abandoned may still
+		// wait for a leader.
+		w.prober.seal()
 	}
 }
 
