@@ -62,10 +62,13 @@ func (n *Node) reconcile() {
 			case p.log != nil && !assigned:
 				// A reassignment moved the replica away: the others hold
 				// it now (the controller drops a replica only once the
-				// new ones are in the ISR).
+				// new ones are in the ISR). The partition starts afresh,
+				// without a log; the old one, removed, keeps receiving
+				// the completions of operations still in flight.
 				n.log.Info("removing a replica reassigned away", "topic", t.name, "partition", i)
 				n.dropReplica(p, kerr.NotLeaderForPartition)
-				p.log = nil
+				p = &partition{topic: t, index: p.index, visible: p.visible}
+				t.partitions[i] = p
 			}
 			p.state, p.visible = ip, true
 			if p.log != nil {
