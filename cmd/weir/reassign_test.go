@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -443,7 +440,7 @@ func TestClusterReassignment(t *testing.T) {
 
 	// Every acknowledged record is read back.
 	alive()
-	verifyAcked(ctx, t, adm, seeds, acks, topic, parts, pad)
+	verifyAcked(ctx, t, adm, seeds, acks, parts, pad, false)
 	if !t.Failed() {
 		t.Logf("every one of %d acknowledged records read back once at its offset, %v after the start",
 			acks.total(), time.Since(testStart).Round(time.Millisecond))
@@ -455,145 +452,4 @@ func derefStr(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// verifyAcked reads every partition in parts from offset 0 to the end
-// offset the leaders list and checks that every acknowledged record of
-// acks is stored at its acknowledged offset, that the offsets have no gap,
-// that each stored value was sent to that partition and is stored once,
-// that each record has the key every record was sent with, and that no
-// record failed or was acknowledged without an offset or at
-// the offset of another.
-func verifyAcked(ctx context.Context, t *testing.T, adm *kadm.Client, seeds []string, acks *ackLog, topic string, parts []topicPart, key []byte) {
-	t.Helper()
-	acks.mu.Lock()
-	defer acks.mu.Unlock()
-	for _, s := range acks.noOff {
-		t.Errorf("acknowledged without an offset: %s", s)
-	}
-	for i, s := range acks.twice {
-		if i == 10 {
-			t.Errorf("... and %d more offsets acknowledged twice", len(acks.twice)-10)
-			break
-		}
-		t.Errorf("two records acknowledged at one offset: %s", s)
-	}
-	var failures []string
-	for e, n := range acks.failed {
-		failures = append(failures, fmt.Sprintf("%d× %s", n, e))
-	}
-	sort.Strings(failures)
-	if len(failures) > 0 {
-		t.Errorf("records failed (no fault was injected; a reassignment must not fail produces): %v", failures)
-	}
-	t.Logf("%d records sent, %d acknowledged", len(acks.sent), sumCounts(acks.count))
-
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets: %v", err)
-	}
-	end := map[topicPart]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", o.Topic, o.Partition, o.Err)
-		}
-		end[topicPart{o.Topic, o.Partition}] = o.Offset
-	})
-	start := map[string]map[int32]kgo.Offset{topic: {}}
-	for _, tp := range parts {
-		start[tp.topic][tp.partition] = kgo.NewOffset().At(0)
-	}
-	cons := clusterClient(t, seeds, kgo.ConsumePartitions(start), kgo.FetchMaxWait(500*time.Millisecond))
-	stored := map[topicPart][]*kgo.Record{}
-	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
-	defer ccancel()
-	for {
-		done := true
-		for _, tp := range parts {
-			if n := len(stored[tp]); n == 0 && end[tp] > 0 || n > 0 && stored[tp][n-1].Offset < end[tp]-1 {
-				done = false
-			}
-		}
-		if done {
-			break
-		}
-		fs := cons.PollFetches(cctx)
-		if cctx.Err() != nil {
-			var got []string
-			for _, tp := range parts {
-				got = append(got, fmt.Sprintf("%v: %d records, end %d", tp, len(stored[tp]), end[tp]))
-			}
-			t.Fatalf("consume: not at the end offsets within 60s: %s", strings.Join(got, "; "))
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			tp := topicPart{r.Topic, r.Partition}
-			stored[tp] = append(stored[tp], r)
-		})
-	}
-
-	seen := map[string]string{}
-	var problems []string
-	for _, tp := range parts {
-		byOffset := map[int64]string{}
-		next := int64(0)
-		for _, r := range stored[tp] {
-			v := string(r.Value)
-			where := fmt.Sprintf("%v@%d", tp, r.Offset)
-			if r.Offset >= end[tp] {
-				continue // past the end listed before the read
-			}
-			if r.Offset != next {
-				problems = append(problems, fmt.Sprintf("%v: offset %d follows %d", tp, r.Offset, next-1))
-			}
-			next = r.Offset + 1
-			if sentTo, ok := acks.sent[v]; !ok || sentTo != tp {
-				problems = append(problems, fmt.Sprintf("%s holds %q, never sent there", where, v))
-			}
-			if !bytes.Equal(r.Key, key) {
-				problems = append(problems, fmt.Sprintf("%s: %q has a key of %d bytes, not the %d sent", where, v, len(r.Key), len(key)))
-			}
-			if prev, dup := seen[v]; dup {
-				problems = append(problems, fmt.Sprintf("%q stored twice: at %s and %s", v, prev, where))
-			}
-			seen[v] = where
-			byOffset[r.Offset] = v
-		}
-		type miss struct {
-			off int64
-			msg string
-		}
-		var missing []miss
-		for off, vs := range acks.acked[tp] {
-			for _, v := range vs {
-				if got, ok := byOffset[off]; !ok || got != v {
-					where := "nothing"
-					if ok {
-						where = fmt.Sprintf("%q", got)
-					}
-					missing = append(missing, miss{off, fmt.Sprintf("%q acknowledged at %v@%d is lost: %s stored there (end offset %d)", v, tp, off, where, end[tp])})
-				}
-			}
-		}
-		slices.SortFunc(missing, func(a, b miss) int { return cmp.Compare(a.off, b.off) })
-		if len(missing) > 0 {
-			t.Errorf("%v: %d acknowledged records lost, at offsets %d to %d",
-				tp, len(missing), missing[0].off, missing[len(missing)-1].off)
-		}
-		for _, m := range missing {
-			problems = append(problems, m.msg)
-		}
-		if int64(len(byOffset)) < int64(acks.count[tp]) {
-			problems = append(problems, fmt.Sprintf("%v: %d records stored below the end offset %d, fewer than the %d acknowledged",
-				tp, len(byOffset), end[tp], acks.count[tp]))
-		}
-		t.Logf("%v: %d records stored (end offset %d), %d acknowledged", tp, len(byOffset), end[tp], acks.count[tp])
-	}
-	for i, p := range problems {
-		if i == 50 {
-			t.Errorf("... and %d more problems", len(problems)-50)
-			break
-		}
-		t.Error(p)
-	}
 }

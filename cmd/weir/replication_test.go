@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -470,6 +471,27 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 	closeProd.Do(prod.Close)
 	final := fullISR("every node shows every partition with a full ISR at the end")
 
+	// Read every partition from its leader, from the start to the end
+	// offset (the high watermark) the leader answers, and check every
+	// acknowledged record. The producer sends no key; records may fail
+	// while leaders are killed.
+	verifyAcked(ctx, t, adm, seeds, acks, parts, nil, true)
+	if !t.Failed() {
+		t.Logf("every one of %d acknowledged records read back once at its offset from the leaders %v, after %v",
+			acks.total(), leadersOf(final), time.Since(testStart).Round(time.Millisecond))
+	}
+}
+
+// verifyAcked reads every partition in parts from offset 0 to the end
+// offset (the high watermark) the leaders list and checks that every
+// acknowledged record of acks is stored at its acknowledged offset, that
+// the offsets have no gap, that each stored value was sent to that
+// partition and is stored once, that each record has key, the key every
+// record was sent with (nil for none), that no record was acknowledged
+// without an offset or at the offset of another, and, unless mayFail
+// (faults were injected), that no record failed.
+func verifyAcked(ctx context.Context, t *testing.T, adm *kadm.Client, seeds []string, acks *ackLog, parts []topicPart, key []byte, mayFail bool) {
+	t.Helper()
 	acks.mu.Lock()
 	defer acks.mu.Unlock()
 	for _, s := range acks.noOff {
@@ -487,11 +509,21 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 		failures = append(failures, fmt.Sprintf("%d× %s", n, e))
 	}
 	sort.Strings(failures)
+	if len(failures) > 0 && !mayFail {
+		t.Errorf("records failed (no fault was injected, so none may fail): %v", failures)
+	}
 	t.Logf("%d records sent, %d acknowledged, failed: %v", len(acks.sent), sumCounts(acks.count), failures)
 
-	// Read every partition from its leader, from the start to the end
-	// offset (the high watermark) the leader answers.
-	ends, err := adm.ListEndOffsets(ctx, one, three)
+	var topics []string
+	start := map[string]map[int32]kgo.Offset{}
+	for _, tp := range parts {
+		if start[tp.topic] == nil {
+			topics = append(topics, tp.topic)
+			start[tp.topic] = map[int32]kgo.Offset{}
+		}
+		start[tp.topic][tp.partition] = kgo.NewOffset().At(0)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		t.Fatalf("list end offsets: %v", err)
 	}
@@ -502,10 +534,6 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 		}
 		end[topicPart{o.Topic, o.Partition}] = o.Offset
 	})
-	start := map[string]map[int32]kgo.Offset{one: {}, three: {}}
-	for _, tp := range parts {
-		start[tp.topic][tp.partition] = kgo.NewOffset().At(0)
-	}
 	cons := clusterClient(t, seeds, kgo.ConsumePartitions(start), kgo.FetchMaxWait(500*time.Millisecond))
 	stored := map[topicPart][]*kgo.Record{}
 	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
@@ -535,9 +563,6 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 		})
 	}
 
-	// Every partition holds offsets 0 to its end with no gap; each value
-	// was sent to that partition and is stored once; each acknowledged
-	// value is stored at its acknowledged offset.
 	seen := map[string]string{}
 	var problems []string
 	for _, tp := range parts {
@@ -555,6 +580,9 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 			next = r.Offset + 1
 			if sentTo, ok := acks.sent[v]; !ok || sentTo != tp {
 				problems = append(problems, fmt.Sprintf("%s holds %q, never sent there", where, v))
+			}
+			if !bytes.Equal(r.Key, key) {
+				problems = append(problems, fmt.Sprintf("%s: %q has a key of %d bytes, not the %d sent", where, v, len(r.Key), len(key)))
 			}
 			if prev, dup := seen[v]; dup {
 				problems = append(problems, fmt.Sprintf("%q stored twice: at %s and %s", v, prev, where))
@@ -586,6 +614,10 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 		for _, m := range missing {
 			problems = append(problems, m.msg)
 		}
+		if int64(len(byOffset)) < int64(acks.count[tp]) {
+			problems = append(problems, fmt.Sprintf("%v: %d records stored below the end offset %d, fewer than the %d acknowledged",
+				tp, len(byOffset), end[tp], acks.count[tp]))
+		}
 		t.Logf("%v: %d records stored (end offset %d), %d acknowledged", tp, len(byOffset), end[tp], acks.count[tp])
 	}
 	for i, p := range problems {
@@ -594,10 +626,6 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 			break
 		}
 		t.Error(p)
-	}
-	if !t.Failed() {
-		t.Logf("every one of %d acknowledged records read back once at its offset from the leaders %v, after %v",
-			sumCounts(acks.count), leadersOf(final), time.Since(testStart).Round(time.Millisecond))
 	}
 }
 
