@@ -128,6 +128,27 @@ func rvDrive(n *Node, fs *rvFS, now port.Time) []port.Effect {
 
 func rvBatch(recs ...metadata.Record) []byte { return metadata.EncodeBatch(recs) }
 
+// rvBoot boots node 2 of a three-voter cluster (nodes 1-3, each a broker
+// and a controller) from fs.
+func rvBoot(t testing.TB, fs *rvFS) (*Node, port.Time) {
+	cfg, _, err := config.NewBroker(map[string]string{
+		"node.id":                   "2",
+		"process.roles":             "broker,controller",
+		"controller.quorum.voters":  "1@n1:9093,2@n2:9093,3@n3:9093",
+		"controller.listener.names": "CONTROLLER",
+		"listeners":                 "PLAINTEXT://n2:9092,CONTROLLER://n2:9093",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := port.Time{MonoNs: 1e9, WallMs: 1e6}
+	n, err := Boot(fs, cfg, 7, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, now
+}
+
 // A leader stored a DeleteTopics it never replicated, then crashed; the new
 // leader's log replaces that entry, so the committed image still assigns
 // the partition here, and its directory and records must stay.
@@ -174,21 +195,7 @@ func rvTruncatedTail(t *testing.T, recreate bool) {
 	fs.dirs["a-0"] = true
 	fs.files["a-0/00000000000000000000.log"] = []byte("acknowledged records")
 
-	cfg, _, err := config.NewBroker(map[string]string{
-		"node.id":                   "2",
-		"process.roles":             "broker,controller",
-		"controller.quorum.voters":  "1@n1:9093,2@n2:9093,3@n3:9093",
-		"controller.listener.names": "CONTROLLER",
-		"listeners":                 "PLAINTEXT://n2:9092,CONTROLLER://n2:9093",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := port.Time{MonoNs: 1e9, WallMs: 1e6}
-	n, err := Boot(fs, cfg, 7, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, now := rvBoot(t, fs)
 	rvDrive(n, fs, now)
 
 	// Node 1 won term 2 without entry 4 (it never left node 2); its log
@@ -248,17 +255,7 @@ func TestRecreatedTopicDoesNotAdoptOldDirectory(t *testing.T) {
 	fs.dirs["a-0"] = true
 	fs.files["a-0/00000000000000000000.log"] = []byte("records of the old topic")
 	fs.files["a-0/"+partitionMetadataFile] = partitionMetadata(oldID)
-	cfg, _, _ := config.NewBroker(map[string]string{
-		"node.id": "2", "process.roles": "broker,controller",
-		"controller.quorum.voters":  "1@n1:9093,2@n2:9093,3@n3:9093",
-		"controller.listener.names": "CONTROLLER",
-		"listeners":                 "PLAINTEXT://n2:9092,CONTROLLER://n2:9093",
-	})
-	now := port.Time{MonoNs: 1e9, WallMs: 1e6}
-	n, err := Boot(fs, cfg, 7, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, now := rvBoot(t, fs)
 	bootLog := n.pool["a-0"].log
 	rvDrive(n, fs, now)
 	msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: 5, LogTerm: 1, Commit: 5}

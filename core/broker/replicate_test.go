@@ -7,13 +7,10 @@ package broker
 
 import (
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/weirmq/weir/core/config"
 	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/metalog"
 	"github.com/weirmq/weir/core/port"
@@ -55,20 +52,7 @@ func replNode(t testing.TB) (*Node, *rvFS, port.Time) {
 	for _, op := range store.Save(raft.Ready{HardState: &raft.HardState{Term: 1, Vote: 1}, Entries: ents}) {
 		fs.do(op)
 	}
-	cfg, _, err := config.NewBroker(map[string]string{
-		"node.id": "2", "process.roles": "broker,controller",
-		"controller.quorum.voters":  "1@n1:9093,2@n2:9093,3@n3:9093",
-		"controller.listener.names": "CONTROLLER",
-		"listeners":                 "PLAINTEXT://n2:9092,CONTROLLER://n2:9093",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := port.Time{MonoNs: 1e9, WallMs: 1e6}
-	n, err := Boot(fs, cfg, 7, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, now := rvBoot(t, fs)
 	rvDrive(n, fs, now)
 	msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: 3, LogTerm: 1, Commit: 3}
 	n.Step(now, port.PeerMessage{From: 1, Data: raft.AppendMessage([]byte{peerRaft}, msg)})
