@@ -168,15 +168,34 @@ func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Rec
 // and a leader among them gives way to the first replica of the target, in
 // order, that is in the ISR and can lead (Kafka's electAnyLeader; where
 // the topic allows unclean elections, any replica of the target that can).
+//
+// Weir completes in two steps where Kafka takes one. While a replica being
+// removed is the leader, the change only moves the leadership to a target
+// member of the ISR, and the old leader stays in the ISR: the new leader's
+// high watermark then waits until the old one has fetched from it, which
+// it does only once it knows it no longer leads. The reassignment
+// completes when the ISR holds no replica being removed, which the new
+// leader brings about (AlterPartition) once every such replica has fetched
+// from it, or the ISR rules do (lag, fencing). Dropping the old leader at
+// once let the new one acknowledge records while the old one, slow to
+// replay the change, still served reads that missed them (claim 2, seed
+// 935).
 func (c *Controller) completeReassignment(topic string, partition int32, p metadata.Partition) metadata.Partition {
 	replicas, isr, done := reassignmentDone(p)
 	if !done {
 		return p
 	}
-	p.Replicas, p.ISR, p.AddingReplicas, p.RemovingReplicas = replicas, isr, nil, nil
-	if p.Leader != metadata.NoLeader && !slices.Contains(isr, p.Leader) {
-		p = c.electLeader(topic, partition, p, metadata.NoLeader, false)
+	if len(isr) < len(p.ISR) {
+		if slices.Contains(p.RemovingReplicas, p.Leader) {
+			cand := p
+			cand.ISR = isr
+			if moved := c.electLeader(topic, partition, cand, p.Leader, false); moved.Leader != metadata.NoLeader {
+				p.Leader = moved.Leader
+			}
+		}
+		return p
 	}
+	p.Replicas, p.ISR, p.AddingReplicas, p.RemovingReplicas = replicas, isr, nil, nil
 	return p
 }
 
