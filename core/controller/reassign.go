@@ -21,12 +21,16 @@ import (
 //     it replaces still being added), removing = current − target.
 //  2. The replicas being added fetch from the leader like any follower,
 //     and its AlterPartition brings them into the ISR.
-//  3. The first change of the partition whose ISR holds every replica being
-//     added (and some replica not being removed) completes it in the same
-//     record (see change): replicas = target, ISR = ISR ∩ target, and a
-//     leader that was removed gives way to the target's first ISR member
-//     that can lead. Replicas that are removed learn it from the image; the
-//     leader epoch rises, so their fetches at the old one are fenced.
+//  3. Once the ISR holds every replica being added (and some replica not
+//     being removed), the reassignment is due. If a replica being removed
+//     leads, the next change moves the leadership to a target member of
+//     the ISR, and the old leader stays in the ISR (see
+//     completeReassignment for why). The leader drops the replicas being
+//     removed from the ISR (AlterPartition) once each has fetched from it
+//     in its epoch, or fencing and lag drop them; the change that leaves
+//     none in the ISR completes the reassignment: replicas = target.
+//     Replicas that are removed learn it from the image; the leader epoch
+//     rises, so their fetches at the old one are fenced.
 //
 // A target within the current replicas adds nothing and completes at
 // once. A nil target cancels: the replicas being added are dropped, from
@@ -189,7 +193,9 @@ func (c *Controller) completeReassignment(topic string, partition int32, p metad
 		if slices.Contains(p.RemovingReplicas, p.Leader) {
 			cand := p
 			cand.ISR = isr
-			if moved := c.electLeader(topic, partition, cand, p.Leader, false); moved.Leader != metadata.NoLeader {
+			// Only an ISR member that stays may lead: never an unclean
+			// choice while the old leader still holds everything.
+			if moved := c.electLeader(topic, partition, cand, p.Leader, false); slices.Contains(isr, moved.Leader) {
 				p.Leader = moved.Leader
 			}
 		}
