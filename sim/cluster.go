@@ -20,7 +20,10 @@ package sim
 // controller-only), which coordinates every group until coordinators move
 // to __consumer_offsets leaders. Every node is crashed, paused, cut off
 // and fenced like any other, so claims 1, 2, 3 and 5 are checked on
-// brokers whose metadata comes from the quorum.
+// brokers whose metadata comes from the quorum. In half the seeds an
+// operator reassigns the data partitions' replicas meanwhile (workload's
+// reassigner); after the heal, every reassignment still under way must
+// complete within the liveness bound.
 
 import (
 	"bytes"
@@ -68,8 +71,11 @@ type clusterRun struct {
 	nem    *rng.Rand
 	fail   func(check.Failure)
 
-	healAt      sched.Time
-	healedIn    sched.Time
+	healAt   sched.Time
+	healedIn sched.Time
+	// reassigned: after the heal, a listing found no partition
+	// reassignment under way.
+	reassigned  bool
 	bootPending []bool
 	restarting  []bool
 
@@ -417,6 +423,8 @@ func (c *clusterRun) heal(r *run) {
 		switch {
 		case c.healedIn >= 0 && r.final == nil:
 			msg = fmt.Sprintf("some partition took no write or served none back within %s of the heal", dur(c.cfg.LivenessBound))
+		case c.healedIn >= 0 && !c.reassigned:
+			msg = fmt.Sprintf("partition reassignments still under way %s after the heal: %s", dur(c.cfg.LivenessBound), c.world.Reassigning())
 		case c.healedIn >= 0:
 			msg = fmt.Sprintf("%d idempotent batches still unacknowledged %s after the heal", r.world.Unfinished(), dur(c.cfg.LivenessBound))
 		case !probed:
@@ -478,7 +486,11 @@ func (c *clusterRun) awaitConvergence(r *run) {
 	c.world.Probe(func(topics []history.FinalTopic) {
 		r.final = topics
 		c.tr.Addf("sim", "every partition writable and readable %s after the heal", dur(c.loop.Now()-c.healAt))
-		r.awaitProducers()
+		c.world.AwaitReassignments(func() {
+			c.reassigned = true
+			c.tr.Addf("sim", "no partition reassignment under way %s after the heal", dur(c.loop.Now()-c.healAt))
+			r.awaitProducers()
+		})
 	})
 }
 

@@ -191,6 +191,7 @@ func draw(seed uint64, short, cluster bool) *Config {
 	if cluster {
 		c.drawCluster()
 		c.drawReplication()
+		c.drawReassign()
 	}
 	return c
 }
@@ -209,6 +210,18 @@ func (c *Config) drawReplication() {
 	w.ReplicationFactor = int16(r.Range(1, int64(min(brokers, 5))))
 	w.MinInsyncReplicas = int16(r.Range(1, int64(min(w.ReplicationFactor, 3))))
 	w.MaxReplicationFactor = MaxReplicationFactor
+}
+
+// drawReassign switches partition reassignment of the data topics on for
+// half the cluster seeds (swarm testing) and draws how often the operator
+// acts, from its own stream so the other draws mean what they meant.
+func (c *Config) drawReassign() {
+	r := rng.New(c.Seed, "config/reassign")
+	if !r.Coin() {
+		return
+	}
+	lo := sched.Time(r.Range(300, 3000)) * sched.Millisecond
+	c.Workload.ReassignEvery = [2]sched.Time{lo, lo * r.Range(2, 4)}
 }
 
 // drawGroups switches consumer groups on for some seeds (swarm testing: a
@@ -347,6 +360,11 @@ func (c *Config) String() string {
 		rf, minISR := w.EffectiveReplication()
 		p("replication: drawn factor %d, min.insync.replicas %d; capped at %d (MaxReplicationFactor): topics get factor %d, min.insync.replicas %d",
 			w.ReplicationFactor, w.MinInsyncReplicas, w.MaxReplicationFactor, rf, minISR)
+		if w.ReassignEvery[0] == 0 {
+			p("operator: partition reassignment off")
+		} else {
+			p("operator: partition reassignment on, %s (data topics)", iv(w.ReassignEvery))
+		}
 	}
 	p("process: crashes %s (machine %v), restart after %v-%v, pauses %s (up to %v); clock skew %dms, drift %dppm, jumps %s",
 		iv(c.CrashEvery), c.MachineCrash, dur(c.RestartAfter[0]), dur(c.RestartAfter[1]), iv(c.PauseEvery), dur(c.PauseFor[1]), c.SkewMs, c.DriftPPM, iv(c.ClockJumpEvery))

@@ -38,9 +38,10 @@
 // simulate 3 or 5 nodes with a Raft metadata quorum, some with broker-only
 // learners or controller-only voters: peer messages travel the simulated
 // network, crashes and cut-offs aim at the active controller half the
-// time (else at any node), and a metadata workload creates, deletes and
-// grows topics through random nodes. The data workloads run over every
-// broker: their topics get a replication factor and min.insync.replicas
+// time (else at any node), a metadata workload creates, deletes and
+// grows topics through random nodes, and in half the seeds an operator
+// reassigns the data topics' partitions (see Operator actions). The data
+// workloads run over every broker: their topics get a replication factor and min.insync.replicas
 // drawn per seed (capped by MaxReplicationFactor) and placed by the
 // controller, and clients route each request
 // to its partition's leader from the metadata, as Kafka clients do;
@@ -49,9 +50,10 @@
 // controller per term and none without a quorum's lease, committed
 // metadata never rewritten or lost, one leader per partition per leader
 // epoch, state durable before any message that depends on it, one vote per
-// term; and claim 7: after the heal a metadata operation succeeds and every
-// node's image converges with every acknowledged operation in it. Cluster
-// seeds that ever failed are in testdata/sim/cluster-seeds.txt.
+// term; and claim 7: after the heal a metadata operation succeeds, every
+// node's image converges with every acknowledged operation in it, and no
+// partition reassignment stays under way. Cluster seeds that ever failed
+// are in testdata/sim/cluster-seeds.txt.
 //
 // The simulator proves it has teeth: core/bugs plants known bugs, compiled
 // out of normal builds, and `go test -tags weirbugs ./sim -run Teeth`
@@ -127,7 +129,27 @@
 // Operator actions (package workload): topics created and deleted (a name
 // comes back as a new topic with a new id; records of a deleted topic are
 // exempt from durability once its delete is acknowledged), partitions
-// added.
+// added, nodes restarted gracefully (cluster runs), and partition
+// reassignment (KIP-455) of the data topics in half the cluster seeds
+// (Config.Workload.ReassignEvery; the configuration prints "operator:
+// partition reassignment on, every ..." or "off"). Every so often
+// AlterPartitionReassignments, through a random broker, moves a random
+// data partition to a random set of brokers: usually as many as it has,
+// sometimes one more or one fewer, never fewer than min.insync.replicas;
+// sometimes a reassignment under way is cancelled, and sometimes
+// ListPartitionReassignments is asked and its answer checked to be well
+// formed. Answers are judged: errors the controller may give under faults
+// (NOT_CONTROLLER, REQUEST_TIMED_OUT, KAFKA_STORAGE_ERROR from the
+// forwarding broker, INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS
+// for a cancel, INVALID_REPLICATION_FACTOR where v1 forbade a change,
+// UNKNOWN_TOPIC_OR_PARTITION for a churn topic) are fine; any other fails
+// the run as a protocol violation. No acknowledged record may be lost or
+// moved while replicas move: the durability and Porcupine checkers hold
+// as ever (those runs use acks=0 or acks=all, since acks=1 is not durable
+// on a partition with several replicas). Reassignments stop with the
+// chaos phase, and every one still under way must complete within the
+// liveness bound after the heal, its new replicas caught up and in the
+// ISR.
 //
 // Each class counts how often it fired (package fault); a swarm prints the
 // classes that never fired, so a fault that silently stopped firing is

@@ -36,6 +36,9 @@ type pendingFetch struct {
 	full           bool
 	parts          []*sessionPart
 	deadlineMonoNs int64
+	// atHead: the slot reached the head of its connection's queue since
+	// the fetch was last looked at (see expire).
+	atHead bool
 }
 
 func (n *Node) handleFetch(s *slot, req *kmsg.FetchRequest) {
@@ -73,7 +76,11 @@ func (n *Node) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		sess.update(req)
 		f.session, f.parts = sess, sess.parts
 	}
-	if req.MaxWaitMillis <= 0 || n.fetchReady(f) {
+	// An answer names file ranges, so it is made only when it can go out
+	// at once: queued behind a produce still waiting, it could name
+	// segment files that a removal emitted meanwhile takes away.
+	s.onHead = func() { f.atHead, n.fetchAtHead = true, true }
+	if s.atHead() && (req.MaxWaitMillis <= 0 || n.fetchReady(f)) {
 		n.answerFetch(f)
 		return
 	}

@@ -25,7 +25,13 @@ type slot struct {
 	clientID      string
 	done          bool
 	chunks        []port.Chunk // nil with done: no response (acks=0)
+	// onHead, if set, is called when every earlier response on the
+	// connection has gone, so this one would go out at once.
+	onHead func()
 }
+
+// atHead reports whether s's response would go out as soon as it is given.
+func (s *slot) atHead() bool { q := s.conn.queue; return len(q) > 0 && q[0] == s }
 
 func (c *conn) enqueue(h wire.RequestHeader) *slot {
 	s := &slot{conn: c, correlationID: h.CorrelationID, key: h.APIKey, version: h.APIVersion}
@@ -62,6 +68,9 @@ func (n *Node) respondChunks(s *slot, chunks []port.Chunk) {
 		}
 	}
 	c.queue = c.queue[i:]
+	if i > 0 && len(c.queue) > 0 && c.queue[0].onHead != nil {
+		c.queue[0].onHead()
+	}
 }
 
 // barrier answers a request once all the work it waits for is done, for

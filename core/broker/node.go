@@ -53,6 +53,9 @@ type Node struct {
 	// (timeouts, backoffs), when ISRs are next checked for laggards, and
 	// when an ISR change of unknown outcome is next sent again (zero:
 	// none is due).
+	// fetchAtHead: some waiting fetch reached the head of its
+	// connection's queue (expire looks at it).
+	fetchAtHead    bool
 	replicaFetches []*pendingReplicaFetch
 	following      []*partition
 	fetchDue       bool
@@ -287,13 +290,24 @@ func (n *Node) releaseHeld() {
 func (n *Node) expire() {
 	now := n.now.MonoNs
 	n.groups.Expire(now)
-	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
-		if now < f.deadlineMonoNs && !f.slot.conn.closed {
-			return false
-		}
-		n.answerFetch(f)
-		return true
-	})
+	// Answering one fetch may bring another to the head of its
+	// connection's queue, hence the loop.
+	for first := true; first || n.fetchAtHead; first = false {
+		n.fetchAtHead = false
+		n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
+			closed := f.slot.conn.closed
+			if !closed && !f.slot.atHead() {
+				return false
+			}
+			due := closed || now >= f.deadlineMonoNs || f.atHead && n.fetchReady(f)
+			f.atHead = false
+			if !due {
+				return false
+			}
+			n.answerFetch(f)
+			return true
+		})
+	}
 	n.replicaFetches = slices.DeleteFunc(n.replicaFetches, func(f *pendingReplicaFetch) bool {
 		if now < f.deadlineMonoNs {
 			return false
@@ -359,7 +373,13 @@ func (n *Node) nextWake() int64 {
 		wake = min(wake, max(r.nextNs, n.now.MonoNs+1))
 	}
 	for _, f := range n.fetches {
-		wake = min(wake, f.deadlineMonoNs)
+		if f.slot.atHead() || f.slot.conn.closed {
+			// One behind another response waits for that (onHead).
+			wake = min(wake, f.deadlineMonoNs)
+		}
+	}
+	if n.fetchAtHead {
+		wake = min(wake, n.now.MonoNs+1) // a fetch came to the head after expire ran
 	}
 	for _, f := range n.replicaFetches {
 		wake = min(wake, f.deadlineMonoNs)
@@ -408,10 +428,11 @@ func (n *Node) partitionAdvanced(p *partition) {
 	n.wakeFetches(p)
 }
 
-// wakeFetches answers the consumer fetches waiting on p that are ready.
+// wakeFetches answers the consumer fetches waiting on p that are ready and
+// whose answer can go out at once.
 func (n *Node) wakeFetches(p *partition) {
 	n.fetches = slices.DeleteFunc(n.fetches, func(f *pendingFetch) bool {
-		if !f.includes(p) || !n.fetchReady(f) {
+		if !f.includes(p) || !f.slot.atHead() || !n.fetchReady(f) {
 			return false
 		}
 		n.answerFetch(f)

@@ -184,6 +184,7 @@ func (n *Node) updateRole(p *partition) {
 		p.lead.syncFollowers(p.state.Replicas, n.cluster.self, n.now.MonoNs)
 		// The ISR may have shrunk: the high watermark may move.
 		n.partitionAdvanced(p)
+		n.maybeDropRemoving(p)
 	}
 }
 

@@ -261,6 +261,7 @@ func (n *Node) followerFetched(p *partition, id port.NodeID, brokerEpoch, offset
 	}
 	f.offset, f.brokerEpoch, f.lastFetchNs, f.endAtLastFetch = offset, brokerEpoch, now, end
 	n.maybeExpandISR(p, f)
+	n.maybeDropRemoving(p)
 	n.partitionAdvanced(p)
 }
 
@@ -361,6 +362,36 @@ func (n *Node) maybeExpandISR(p *partition, f *replicaState) {
 		return
 	}
 	n.alterISR(p, append(slices.Clone(p.state.ISR), f.id))
+}
+
+// maybeDropRemoving asks the controller to drop from p's ISR the replicas
+// a reassignment removes, once every replica it adds is in the ISR and
+// every one it removes has fetched from this leader in its epoch: then none
+// of them still believes it leads, and dropping them completes the
+// reassignment (see the controller's completeReassignment).
+func (n *Node) maybeDropRemoving(p *partition) {
+	st := p.state
+	if p.lead.alter != nil || len(st.RemovingReplicas) == 0 {
+		return
+	}
+	var keep []port.NodeID
+	for _, id := range st.ISR {
+		if !slices.Contains(st.RemovingReplicas, id) {
+			keep = append(keep, id)
+			continue
+		}
+		if f := p.lead.follower(id); f == nil || f.offset < 0 {
+			return // not heard from in this epoch yet
+		}
+	}
+	for _, id := range st.AddingReplicas {
+		if !slices.Contains(st.ISR, id) {
+			return
+		}
+	}
+	if len(keep) < len(st.ISR) && len(keep) > 0 {
+		n.alterISR(p, keep)
+	}
 }
 
 // shrinkISRs drops from the ISRs this node leads the followers that have

@@ -418,9 +418,14 @@ func checkImage(img *metadata.Image) error {
 }
 
 // checkReassignment checks a partition's reassignment: the replicas being
-// added and removed are replicas, none both, the replicas list the target
-// first, and the reassignment is not one its ISR already completes (every
-// change completes those at once).
+// added and removed are replicas, none both, and the replicas list the
+// target first. Once the ISR holds every replica being added and some
+// member of the target (the reassignment is due), every change completes
+// it as far as it can (see completeReassignment): the ISR still holds a
+// replica being removed (else the reassignment would be complete), and a
+// replica being removed does not lead (the change moved the leadership to
+// a member of the target in the ISR, all of which can lead while the
+// partition has a leader; see checkISRsServe).
 func checkReassignment(p metadata.Partition) error {
 	if !p.Reassigning() {
 		return nil
@@ -439,10 +444,19 @@ func checkReassignment(p metadata.Partition) error {
 			return nil // waiting for r
 		}
 	}
+	var removedInISR, targetInISR bool
 	for _, r := range p.ISR {
-		if !slices.Contains(p.RemovingReplicas, r) {
-			return errors.New("the ISR completes the reassignment, yet it goes on")
+		if slices.Contains(p.RemovingReplicas, r) {
+			removedInISR = true
+		} else {
+			targetInISR = true
 		}
+	}
+	switch {
+	case !removedInISR:
+		return errors.New("the ISR completes the reassignment, yet it goes on")
+	case targetInISR && slices.Contains(p.RemovingReplicas, p.Leader):
+		return fmt.Errorf("replica %d being removed leads a reassignment that is due", p.Leader)
 	}
 	return nil
 }

@@ -98,8 +98,8 @@ func (c *Controller) alterPartition(req *kmsg.AlterPartitionRequest, resp *kmsg.
 	// answer leaves once that is committed (above, or in Handle). The
 	// leader recovery state is always RECOVERED (0).
 	//
-	// An ISR that completes a reassignment may take the leadership away
-	// from the leader that asked (it was being removed): as Kafka, the
+	// An ISR that makes a reassignment due may take the leadership away
+	// from the leader that asked (it is being removed): as Kafka, the
 	// change is made, and the leader hears NEW_LEADER_ELECTED (from v2;
 	// FENCED_LEADER_EPOCH before) so that it waits for the new state.
 	for _, a := range accepted {

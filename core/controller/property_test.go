@@ -26,8 +26,18 @@ import (
 //     and its leader epoch exactly when the leader changes or replicas
 //     are taken away; a broker becomes a replica only as one being added;
 //   - a reassignment's replicas being added and removed are replicas,
-//     none both, listed after the target, and no ISR that completes a
-//     reassignment leaves it in progress;
+//     none both, listed after the target; once due (every replica added
+//     in the ISR, and some member of the target), it is complete as soon
+//     as its ISR holds no replica being removed, and in progress as long
+//     as it holds one, and no replica being removed leads it;
+//   - a replica being removed that leads leaves the ISR only after
+//     another leader has taken over, by a later change (or when it stops
+//     serving): the change that deposes it keeps it in the ISR;
+//   - an ISR change that AlterPartition answers is the ISR asked for, no
+//     replica being removed trimmed from it;
+//   - at the end, every reassignment whose replicas can serve completes
+//     through its leaders' AlterPartition (the replicas added joining,
+//     then the replicas removed dropped by the leader of the moment);
 //   - every request is answered once, and once nothing is pending, all
 //     are; what an answer acknowledges is committed when it leaves
 //     (topics created, broker epochs, unfencing, producer id blocks,
@@ -46,6 +56,7 @@ func TestControllerProperties(t *testing.T) {
 		m.e.log.refuse = false
 		m.e.log.commit(-1)
 		m.check()
+		m.completeReassignments()
 	})
 }
 
@@ -77,6 +88,7 @@ func TestReassignmentProperties(t *testing.T) {
 		m.e.log.refuse = false
 		m.e.log.commit(-1)
 		m.check()
+		m.completeReassignments()
 	})
 }
 
@@ -211,6 +223,16 @@ func (m *model) checkCommit(_ uint64, recs []metadata.Record) {
 				for _, r := range p.Replicas {
 					if !slices.Contains(old.Replicas, r) && !slices.Contains(p.AddingReplicas, r) {
 						m.t.Fatalf("%d became a replica without being added: %+v after %+v", r, p, old)
+					}
+				}
+				// A replica being removed that led stays in the ISR through
+				// the change that deposes it (or that completes the
+				// reassignment): it leaves only once it follows, unless it
+				// stopped serving. (The batch is applied: the broker's
+				// state is the one after it.)
+				if l := old.Leader; l != metadata.NoLeader && slices.Contains(old.RemovingReplicas, l) && !slices.Contains(p.ISR, l) {
+					if b, ok := m.e.log.committed.Broker(l); ok && !b.Fenced && !b.ShuttingDown {
+						m.t.Fatalf("replica %d being removed led and left the ISR in one change, still serving: %+v after %+v", l, p, old)
 					}
 				}
 			}
@@ -574,10 +596,15 @@ func (m *model) alterPartition() {
 	if rarely("recovering") {
 		rp.LeaderRecoveryState = 1
 	}
+	// A leader whose reassignment is due mostly drops the replicas being
+	// removed (once they have fetched from it).
+	dropRemoving := cur.Reassigning() && containsAll(cur.ISR, cur.AddingReplicas) && rapid.Bool().Draw(t, "dropRemoving")
 	var isr []int32
 	for _, r := range cur.Replicas {
 		in := slices.Contains(cur.ISR, r)
 		switch {
+		case dropRemoving && r != cur.Leader && slices.Contains(cur.RemovingReplicas, r):
+			in = false
 		case r == cur.Leader:
 			in = !rarely("dropLeader")
 		case slices.Contains(cur.AddingReplicas, r) && !in:
@@ -627,11 +654,16 @@ func (m *model) alterPartition() {
 				id = now.ID
 			}
 			p, ok := m.e.log.committed.Partition(id, out.Partition)
-			// An ISR that completes a reassignment loses the replicas
-			// removed.
-			asked := slices.DeleteFunc(slices.Clone(isr), func(r int32) bool { return !slices.Contains(p.Replicas, port.NodeID(r)) })
-			if !ok || !answers(out, p, asked) || p.Leader != port.NodeID(req.BrokerID) {
+			// The ISR committed is the one asked for: a replica being
+			// removed that it holds is not trimmed, so the reassignment
+			// goes on.
+			if !ok || !answers(out, p, isr) || p.Leader != port.NodeID(req.BrokerID) {
 				m.t.Fatalf("AlterPartition %+v by %d answered %+v, committed %+v", rp, req.BrokerID, out, p)
+			}
+			for _, r := range isr {
+				if slices.Contains(cur.RemovingReplicas, port.NodeID(r)) && !p.Reassigning() {
+					m.t.Fatalf("AlterPartition %+v by %d kept %d, being removed in %+v, yet completed %+v", rp, req.BrokerID, r, cur, p)
+				}
 			}
 		}
 	})
@@ -767,4 +799,71 @@ func (m *model) listReassignments() {
 			m.t.Fatalf("listed %v, committed %v", got, want)
 		}
 	})
+}
+
+// completeReassignments drives, once everything is committed, every
+// reassignment whose replicas can serve to completion as brokers do: the
+// leader of the moment asks, at the current epochs, for the replicas of
+// the target that can serve to join the ISR (which, with the last replica
+// added, moves the leadership off a replica being removed, keeping it in
+// the ISR), then for the ISR without the replicas being removed, which
+// completes it. Two changes at most.
+func (m *model) completeReassignments() {
+	e, t := m.e, m.t
+	if !e.c.Active() {
+		e.activate()
+		e.log.commit(-1)
+	}
+	serves := func(id port.NodeID) bool {
+		b, ok := e.log.committed.Broker(id)
+		return ok && !b.Fenced && !b.ShuttingDown
+	}
+	for _, tp := range e.log.committed.Topics() {
+		for i := range tp.Partitions {
+			for round := 0; ; round++ {
+				now, _ := e.log.committed.TopicByID(tp.ID)
+				p := now.Partitions[i]
+				if !p.Reassigning() || p.Leader == metadata.NoLeader {
+					break
+				}
+				target := p.Replicas[:len(p.Replicas)-len(p.RemovingReplicas)]
+				isr := slices.Clone(p.ISR)
+				due := containsAll(p.ISR, p.AddingReplicas) && slices.ContainsFunc(p.ISR, func(r port.NodeID) bool { return slices.Contains(target, r) })
+				if due {
+					isr = slices.DeleteFunc(isr, func(r port.NodeID) bool { return slices.Contains(p.RemovingReplicas, r) })
+				} else {
+					for _, r := range target {
+						if !slices.Contains(isr, r) && serves(r) {
+							isr = append(isr, r)
+						}
+					}
+					if !containsAll(isr, p.AddingReplicas) || !slices.ContainsFunc(isr, func(r port.NodeID) bool { return slices.Contains(target, r) }) {
+						break // the target cannot serve: it waits
+					}
+				}
+				if round == 2 {
+					t.Fatalf("%s-%d still being reassigned after two changes: %s", now.Name, i, state(p))
+				}
+				asked := make([]int32, len(isr))
+				for j, r := range isr {
+					asked[j] = int32(r)
+				}
+				resp := e.call(e.alterReq(3, now.Name, int32(i), asked...)).(*kmsg.AlterPartitionResponse)
+				after, _ := e.log.committed.Partition(tp.ID, int32(i))
+				if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+					t.Fatalf("%s-%d: AlterPartition %v answered %+v", now.Name, i, asked, resp)
+				}
+				out := resp.Topics[0].Partitions[0]
+				switch {
+				case due && (after.Reassigning() || !slices.Equal(after.Replicas, target) || after.Leader != p.Leader || !answers(out, after, asked)):
+					t.Fatalf("%s-%d: dropping the replicas removed (ISR %v) from %s gave %s, answered %+v", now.Name, i, asked, state(p), state(after), out)
+				case !due && (out.ErrorCode != 0 && out.ErrorCode != kerr.NewLeaderElected.Code || !sameMembers(after.ISR, isr)):
+					t.Fatalf("%s-%d: the target joining (ISR %v) %s gave %s, answered %+v", now.Name, i, asked, state(p), state(after), out)
+				}
+				if err := checkImage(e.log.committed); err != nil {
+					t.Fatalf("%v", err)
+				}
+			}
+		}
+	}
 }

@@ -21,12 +21,16 @@ import (
 //     it replaces still being added), removing = current − target.
 //  2. The replicas being added fetch from the leader like any follower,
 //     and its AlterPartition brings them into the ISR.
-//  3. The first change of the partition whose ISR holds every replica being
-//     added (and some replica not being removed) completes it in the same
-//     record (see change): replicas = target, ISR = ISR ∩ target, and a
-//     leader that was removed gives way to the target's first ISR member
-//     that can lead. Replicas that are removed learn it from the image; the
-//     leader epoch rises, so their fetches at the old one are fenced.
+//  3. Once the ISR holds every replica being added (and some replica not
+//     being removed), the reassignment is due. If a replica being removed
+//     leads, the next change moves the leadership to a target member of
+//     the ISR, and the old leader stays in the ISR (see
+//     completeReassignment for why). The leader drops the replicas being
+//     removed from the ISR (AlterPartition) once each has fetched from it
+//     in its epoch, or fencing and lag drop them; the change that leaves
+//     none in the ISR completes the reassignment: replicas = target.
+//     Replicas that are removed learn it from the image; the leader epoch
+//     rises, so their fetches at the old one are fenced.
 //
 // A target within the current replicas adds nothing and completes at
 // once. A nil target cancels: the replicas being added are dropped, from
@@ -168,15 +172,36 @@ func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Rec
 // and a leader among them gives way to the first replica of the target, in
 // order, that is in the ISR and can lead (Kafka's electAnyLeader; where
 // the topic allows unclean elections, any replica of the target that can).
+//
+// Weir completes in two steps where Kafka takes one. While a replica being
+// removed is the leader, the change only moves the leadership to a target
+// member of the ISR, and the old leader stays in the ISR: the new leader's
+// high watermark then waits until the old one has fetched from it, which
+// it does only once it knows it no longer leads. The reassignment
+// completes when the ISR holds no replica being removed, which the new
+// leader brings about (AlterPartition) once every such replica has fetched
+// from it, or the ISR rules do (lag, fencing). Dropping the old leader at
+// once let the new one acknowledge records while the old one, slow to
+// replay the change, still served reads that missed them (claim 2, seed
+// 935).
 func (c *Controller) completeReassignment(topic string, partition int32, p metadata.Partition) metadata.Partition {
 	replicas, isr, done := reassignmentDone(p)
 	if !done {
 		return p
 	}
-	p.Replicas, p.ISR, p.AddingReplicas, p.RemovingReplicas = replicas, isr, nil, nil
-	if p.Leader != metadata.NoLeader && !slices.Contains(isr, p.Leader) {
-		p = c.electLeader(topic, partition, p, metadata.NoLeader, false)
+	if len(isr) < len(p.ISR) {
+		if slices.Contains(p.RemovingReplicas, p.Leader) {
+			cand := p
+			cand.ISR = isr
+			// Only an ISR member that stays may lead: never an unclean
+			// choice while the old leader still holds everything.
+			if moved := c.electLeader(topic, partition, cand, p.Leader, false); slices.Contains(isr, moved.Leader) {
+				p.Leader = moved.Leader
+			}
+		}
+		return p
 	}
+	p.Replicas, p.ISR, p.AddingReplicas, p.RemovingReplicas = replicas, isr, nil, nil
 	return p
 }
 

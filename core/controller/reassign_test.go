@@ -133,10 +133,39 @@ func listed(t fatalf, resp kmsg.Response) string {
 	return b.String()
 }
 
+// wantListed checks what ListPartitionReassignments lists for topic-p:
+// nothing once the reassignment is complete.
+func (e *env) wantListed(t *testing.T, topic string, p int32, want string) {
+	t.Helper()
+	if got := listed(t, e.call(listReq(map[string][]int32{topic: {p}}))); got != want {
+		t.Fatalf("listed %q, want %q", got, want)
+	}
+}
+
+// dropRemoving is the second step of a reassignment that its ISR has made
+// due: topic-p's current leader, at the current leader and partition
+// epochs, asks for the ISR without the replicas being removed (as a
+// broker does once each has fetched from it). The change commits, the
+// answer carries the committed state with exactly that ISR, and the same
+// broker leads.
+func (e *env) dropRemoving(t *testing.T, topic string, p int32, isr ...int32) kmsg.AlterPartitionResponseTopicPartition {
+	t.Helper()
+	before := e.partition(topic, p)
+	rp := altered(t, e.call(e.alterReq(3, topic, p, isr...)))
+	after := e.partition(topic, p)
+	if !answers(rp, after, isr) || after.Leader != before.Leader {
+		t.Fatalf("dropping the replicas removed from %s-%d: answer %+v, committed %s after %s", topic, p, rp, state(after), state(before))
+	}
+	return rp
+}
+
 // TestReassignmentMovesLeader: the leader's replica is moved away. The new
-// replica joins the ISR through AlterPartition, which completes the
-// reassignment: the target's first ISR member leads, in a new leader
-// epoch, and the leader that asked hears NEW_LEADER_ELECTED.
+// replica joins the ISR through AlterPartition, which makes the
+// reassignment due: the target's first ISR member leads, in a new leader
+// epoch, the old leader stays in the ISR and the replicas (it must fetch
+// from the new one before it leaves), the reassignment goes on, and the
+// leader that asked hears NEW_LEADER_ELECTED. The new leader then drops
+// the old one from the ISR, which completes the reassignment.
 func TestReassignmentMovesLeader(t *testing.T) {
 	for _, version := range []int16{1, 2, 3} {
 		e := newEnv(t)
@@ -164,20 +193,35 @@ func TestReassignmentMovesLeader(t *testing.T) {
 		if version < 2 {
 			want = kerr.FencedLeaderEpoch
 		}
-		wantCode(t, "alter partition completing the reassignment", rp.ErrorCode, want)
+		wantCode(t, "alter partition moving the leadership", rp.ErrorCode, want)
 		if rp.ISR != nil || rp.LeaderEpoch != 0 {
 			t.Fatalf("answer %+v carries a state with its error", rp)
 		}
-		e.wantPartition(t, "t", 0, p1, "replicas=[4 2 3] isr=[2 3 4] leader=4", 1, 1)
+		p2 := e.wantPartition(t, "t", 0, p1, "replicas=[4 2 3 1] isr=[1 2 3 4] leader=4 adding=[4] removing=[1]", 1, 1)
+		e.wantListed(t, "t", 0, "t-0 replicas=[4 2 3 1] adding=[4] removing=[1]\n")
+
+		// The old leader, at its old leader epoch, is fenced.
+		stale := e.alterReq(3, "t", 0, 1, 2, 3)
+		stale.BrokerID, stale.BrokerEpoch = 1, e.broker(1).Epoch
+		stale.Topics[0].Partitions[0].LeaderEpoch = p1.LeaderEpoch
+		stale.Topics[0].Partitions[0].PartitionEpoch = p1.PartitionEpoch
+		wantCode(t, "alter partition from the deposed leader", altered(t, e.call(stale)).ErrorCode, kerr.FencedLeaderEpoch)
+		e.wantPartition(t, "t", 0, p2, "replicas=[4 2 3 1] isr=[1 2 3 4] leader=4 adding=[4] removing=[1]", 0, 0)
+
+		// 1 has fetched from 4: 4 drops it, which completes.
+		e.dropRemoving(t, "t", 0, 2, 3, 4)
+		e.wantPartition(t, "t", 0, p2, "replicas=[4 2 3] isr=[2 3 4] leader=4", 1, 1)
 		if got := listed(t, e.call(listReq(nil))); got != "" {
 			t.Fatalf("listed %q after completion", got)
 		}
 	}
 }
 
-// TestReassignmentKeepsLeader: replicas leave and the leader stays; the
-// leader epoch still rises (the replicas removed are fenced), and the
-// AlterPartition answer carries the completed state.
+// TestReassignmentKeepsLeader: replicas leave and the leader stays. An ISR
+// that holds every replica added but still some removed leaves the
+// reassignment in progress; the leader's AlterPartition that drops the
+// last of those completes it, the leader epoch rises (the replicas removed
+// are fenced), and the answer carries the completed state.
 func TestReassignmentKeepsLeader(t *testing.T) {
 	e := newEnv(t)
 	e.addBrokers(1, 2, 3, 4, 5)
@@ -190,27 +234,40 @@ func TestReassignmentKeepsLeader(t *testing.T) {
 	e.wantState(t, altered(t, e.call(e.alterReq(3, "t", 0, 1, 2, 3, 5))), "t", 0, 1, 2, 3, 5)
 	p2 := e.wantPartition(t, "t", 0, p1, "replicas=[1 5 4 2 3] isr=[1 2 3 5] leader=1 adding=[4 5] removing=[2 3]", 0, 1)
 
-	// 4 joins while 3 drops out: complete.
-	rp := altered(t, e.call(e.alterReq(3, "t", 0, 1, 2, 5, 4)))
-	p3 := e.wantPartition(t, "t", 0, p2, "replicas=[1 5 4] isr=[1 5 4] leader=1", 1, 1)
-	if !answers(rp, p3, []int32{1, 5, 4}) {
-		t.Fatalf("answer %+v, committed %+v", rp, p3)
+	// 4 joins while 3 drops out: due, but 2 is still in the ISR, so
+	// still in progress (an ISR change alone).
+	e.wantState(t, altered(t, e.call(e.alterReq(3, "t", 0, 1, 2, 5, 4))), "t", 0, 1, 2, 5, 4)
+	p3 := e.wantPartition(t, "t", 0, p2, "replicas=[1 5 4 2 3] isr=[1 2 5 4] leader=1 adding=[4 5] removing=[2 3]", 0, 1)
+	e.wantListed(t, "t", 0, "t-0 replicas=[1 5 4 2 3] adding=[4 5] removing=[2 3]\n")
+
+	// 2 drops out: complete.
+	rp := e.dropRemoving(t, "t", 0, 1, 5, 4)
+	p4 := e.wantPartition(t, "t", 0, p3, "replicas=[1 5 4] isr=[1 5 4] leader=1", 1, 1)
+	if !answers(rp, p4, []int32{1, 5, 4}) {
+		t.Fatalf("answer %+v, committed %+v", rp, p4)
 	}
+	e.wantListed(t, "t", 0, "")
 	// The preferred leader is the target's first.
 	got := electCodes(e.call(electReq(electPreferred, map[string][]int32{"t": {0}})))
 	wantCode(t, "preferred election after completion", got["t"][0], kerr.ElectionNotNeeded)
 }
 
 // TestReassignmentWithinReplicas: a target within the current replicas
-// adds nothing and completes at once when the ISR keeps one of them;
-// otherwise it waits for one to join.
+// adds nothing and is due at once when the ISR keeps one of them: a leader
+// removed gives way to the target's first ISR member at once, and the
+// reassignment completes when the new leader drops the removed replicas
+// from the ISR; otherwise it waits for one to join.
 func TestReassignmentWithinReplicas(t *testing.T) {
 	e := newEnv(t)
 	e.addBrokers(1, 2, 3)
 	e.create(assigned("t", []int32{1, 2, 3}, []int32{1, 2, 3}, []int32{1, 2, 3}))
 	p := e.partition("t", 0)
 	e.mustReassign("t", 0, 3, 2)
+	p = e.wantPartition(t, "t", 0, p, "replicas=[3 2 1] isr=[1 2 3] leader=3 adding=[] removing=[1]", 1, 1)
+	e.wantListed(t, "t", 0, "t-0 replicas=[3 2 1] adding=[] removing=[1]\n")
+	e.dropRemoving(t, "t", 0, 2, 3)
 	e.wantPartition(t, "t", 0, p, "replicas=[3 2] isr=[2 3] leader=3", 1, 1)
+	e.wantListed(t, "t", 0, "")
 
 	// Only the order changes: the preferred leader moves, not the leader.
 	p = e.partition("t", 1)
@@ -228,14 +285,20 @@ func TestReassignmentWithinReplicas(t *testing.T) {
 	p = e.partition("t", 2)
 	e.mustReassign("t", 2, 2, 3)
 	p = e.wantPartition(t, "t", 2, p, "replicas=[2 3 1] isr=[1] leader=1 adding=[] removing=[1]", 0, 1)
-	e.call(e.alterReq(3, "t", 2, 1, 3))
+	// 3 joins: due, the leadership moves to 3, 1 stays in the ISR.
+	wantCode(t, "alter partition moving the leadership", altered(t, e.call(e.alterReq(3, "t", 2, 1, 3))).ErrorCode, kerr.NewLeaderElected)
+	p = e.wantPartition(t, "t", 2, p, "replicas=[2 3 1] isr=[1 3] leader=3 adding=[] removing=[1]", 1, 1)
+	e.wantListed(t, "t", 2, "t-2 replicas=[2 3 1] adding=[] removing=[1]\n")
+	e.dropRemoving(t, "t", 2, 3)
 	e.wantPartition(t, "t", 2, p, "replicas=[2 3] isr=[3] leader=3", 1, 1)
+	e.wantListed(t, "t", 2, "")
 }
 
 // TestReplaceReassignment: a reassignment in progress is replaced by a
 // new target: the replicas it leaves out are removed, those still being
 // added that it keeps are still being added, and the same target sent
-// again changes nothing.
+// again changes nothing. Replicas removed that are still in the ISR keep
+// the new reassignment in progress until the leader drops them.
 func TestReplaceReassignment(t *testing.T) {
 	e := newEnv(t)
 	e.addBrokers(1, 2, 3, 4, 5)
@@ -252,9 +315,14 @@ func TestReplaceReassignment(t *testing.T) {
 	// 5 catches up first: 4 is still being added, so nothing completes.
 	e.call(e.alterReq(3, "t", 0, 1, 2, 3, 5))
 	p = e.wantPartition(t, "t", 0, p, "replicas=[4 5 3 1 2] isr=[1 2 3 5] leader=1 adding=[4 5] removing=[1 2]", 0, 1)
-	// Back to the original replicas: the new ones are removed at once.
+	// Back to the original replicas: nothing to add, but 5, to be removed,
+	// is in the ISR: in progress until the leader drops it.
 	e.mustReassign("t", 0, 1, 2, 3)
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 2 3 4 5] isr=[1 2 3 5] leader=1 adding=[] removing=[4 5]", 0, 1)
+	e.wantListed(t, "t", 0, "t-0 replicas=[1 2 3 4 5] adding=[] removing=[4 5]\n")
+	e.dropRemoving(t, "t", 0, 1, 2, 3)
 	e.wantPartition(t, "t", 0, p, "replicas=[1 2 3] isr=[1 2 3] leader=1", 1, 1)
+	e.wantListed(t, "t", 0, "")
 }
 
 // TestCancelReassignment: a cancel drops the replicas being added, from
@@ -330,21 +398,41 @@ func TestCancelReassignmentUnclean(t *testing.T) {
 }
 
 // TestReassignmentCompletesOnAnyChange: a reassignment that its ISR
-// allows completes with the next change of the partition, whatever it is
-// (here a broker fenced), as in Kafka's PartitionChangeBuilder.
+// makes due moves on with the next change of the partition, whatever it
+// is (here a broker fenced), as in Kafka's PartitionChangeBuilder: the
+// leadership leaves the replica removed, which stays in the ISR. It
+// completes with the change that takes the removed replicas out of the
+// ISR: the new leader's AlterPartition, or the removed replica fenced.
 func TestReassignmentCompletesOnAnyChange(t *testing.T) {
 	e := newEnv(t)
 	epochs := e.addBrokers(1, 2, 3, 4)
 	tid := [16]byte{7}
-	// Written by an earlier controller: due, not completed.
+	// Written by an earlier controller: due, not completed (both
+	// partitions alike).
 	e.seed(metadata.Record{Topic: &metadata.TopicRecord{Name: "t", ID: tid}},
 		metadata.Record{Partition: &metadata.PartitionRecord{TopicID: tid, Replicas: ids(4, 2, 1), ISR: ids(1, 2, 4), Leader: 1,
+			LeaderEpoch: 3, PartitionEpoch: 5, AddingReplicas: ids(4), RemovingReplicas: ids(1)}},
+		metadata.Record{Partition: &metadata.PartitionRecord{TopicID: tid, Partition: 1, Replicas: ids(4, 2, 1), ISR: ids(1, 2, 4), Leader: 1,
 			LeaderEpoch: 3, PartitionEpoch: 5, AddingReplicas: ids(4), RemovingReplicas: ids(1)}})
-	p := e.partition("t", 0)
+	p, q := e.partition("t", 0), e.partition("t", 1)
 	fence := heartbeatReq(2, epochs[2], 1<<40)
 	fence.WantFence = true
 	e.call(fence)
+	p = e.wantPartition(t, "t", 0, p, "replicas=[4 2 1] isr=[1 4] leader=4 adding=[4] removing=[1]", 1, 1)
+	q = e.wantPartition(t, "t", 1, q, "replicas=[4 2 1] isr=[1 4] leader=4 adding=[4] removing=[1]", 1, 1)
+	e.wantListed(t, "t", 0, "t-0 replicas=[4 2 1] adding=[4] removing=[1]\n")
+
+	// t-0: the new leader drops 1.
+	e.dropRemoving(t, "t", 0, 4)
 	e.wantPartition(t, "t", 0, p, "replicas=[4 2] isr=[4] leader=4", 1, 1)
+	e.wantListed(t, "t", 0, "")
+
+	// t-1: 1 is fenced, which takes it out of the ISR.
+	fence = heartbeatReq(1, epochs[1], 1<<40)
+	fence.WantFence = true
+	e.call(fence)
+	e.wantPartition(t, "t", 1, q, "replicas=[4 2] isr=[4] leader=4", 1, 1)
+	e.wantListed(t, "t", 1, "")
 }
 
 // TestReassignmentElections: during a reassignment the preferred leader
@@ -361,8 +449,12 @@ func TestReassignmentElections(t *testing.T) {
 	fence.WantFence = true
 	e.call(fence)
 	p := e.wantPartition(t, "t", 0, e.partition("t", 0), "replicas=[4 1 2 3] isr=[2 3] leader=2 adding=[4] removing=[3]", 0, 0)
-	// 4 joins: complete, 3 leaves, and 2 leads on.
-	e.call(e.alterReq(3, "t", 0, 2, 3, 4))
+	// 4 joins: due, but 3 is still in the ISR; 2 leads on.
+	e.wantState(t, altered(t, e.call(e.alterReq(3, "t", 0, 2, 3, 4))), "t", 0, 2, 3, 4)
+	p = e.wantPartition(t, "t", 0, p, "replicas=[4 1 2 3] isr=[2 3 4] leader=2 adding=[4] removing=[3]", 0, 1)
+	e.wantListed(t, "t", 0, "t-0 replicas=[4 1 2 3] adding=[4] removing=[3]\n")
+	// 2 drops 3: complete, and 2 leads on.
+	e.dropRemoving(t, "t", 0, 2, 4)
 	p = e.wantPartition(t, "t", 0, p, "replicas=[4 1 2] isr=[2 4] leader=2", 1, 1)
 	got = electCodes(e.call(electReq(electPreferred, map[string][]int32{"t": {0}})))
 	wantCode(t, "preferred election of the target's first", got["t"][0], nil)
@@ -444,9 +536,11 @@ func TestAlterPartitionReassignmentsErrors(t *testing.T) {
 	if e.log.proposed != n+1 {
 		t.Fatalf("%d batches proposed, want one", e.log.proposed-n)
 	}
-	if p := e.partition("t", 1); state(p) != "replicas=[3] isr=[3] leader=3" {
-		t.Fatalf("t-1: %s", state(p))
-	}
+	// t-1's leader, 2, is removed: the leadership moves to 3 and 2 stays
+	// in the ISR until 3 drops it.
+	p := e.wantPartition(t, "t", 1, e.partition("t", 1), "replicas=[3 2] isr=[2 3] leader=3 adding=[] removing=[2]", 0, 0)
+	e.dropRemoving(t, "t", 1, 3)
+	e.wantPartition(t, "t", 1, p, "replicas=[3] isr=[3] leader=3", 1, 1)
 }
 
 // TestReassignmentAnswersAfterCommit: answers leave once their batch is

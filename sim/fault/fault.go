@@ -36,6 +36,8 @@ const (
 	AdminCreateTopic      // topics are created during the run
 	AdminDeleteTopic      // topics are deleted during the run
 	AdminCreatePartitions // partitions are added during the run
+	AdminReassign         // a data partition's replicas are reassigned (cluster runs)
+	AdminCancelReassign   // a partition reassignment is cancelled (cluster runs)
 
 	NumClasses
 )
@@ -63,6 +65,8 @@ var names = [NumClasses]string{
 	AdminCreateTopic:      "admin.create-topic",
 	AdminDeleteTopic:      "admin.delete-topic",
 	AdminCreatePartitions: "admin.create-partitions",
+	AdminReassign:         "admin.reassign",
+	AdminCancelReassign:   "admin.cancel-reassign",
 }
 
 func (c Class) String() string {

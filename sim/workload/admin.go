@@ -30,16 +30,9 @@ func newAdmin(w *World) *admin {
 	return &admin{router: newRouter(w, "admin"), dirty: map[string]bool{}}
 }
 
-func (a *admin) start() { a.tick() }
+func (a *admin) start() { a.w.every(a.rnd, a.w.cfg.AdminEvery, &a.busy, a.act) }
 
-func (a *admin) tick() {
-	if !a.w.active || a.w.stopped {
-		return
-	}
-	a.w.Loop.After(a.rnd.Range(a.w.cfg.AdminEvery[0], a.w.cfg.AdminEvery[1]), a.tick)
-	if a.busy {
-		return
-	}
+func (a *admin) act() {
 	switch a.rnd.Pick(4) {
 	case 0:
 		a.refresh(func() {})

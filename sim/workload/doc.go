@@ -1,7 +1,8 @@
 // Package workload is the simulated clients: idempotent and plain
 // producers, consumers (sessionless and with KIP-227 fetch sessions, long
 // polls, seeks), an admin client (create and delete topics, add
-// partitions, metadata), classic consumer group members (join, sync,
+// partitions, metadata), an operator reassigning the data partitions'
+// replicas in cluster runs (reassigner), classic consumer group members (join, sync,
 // heartbeat, leave, commit and fetch offsets; they also crash silently),
 // the liveness prober and the final reader.
 //

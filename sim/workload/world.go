@@ -36,6 +36,10 @@ type Config struct {
 	AdminEvery [2]sched.Time
 	// ChurnConfigs are topic configs for churn topics.
 	ChurnConfigs map[string]string
+	// ReassignEvery bounds the pause between the reassigner's actions
+	// (cluster runs: partition reassignments of the data topics; zero:
+	// off).
+	ReassignEvery [2]sched.Time
 	// Groups is how many classic consumer groups run (0: none), each with
 	// GroupMembers members reading one of the setup topics.
 	Groups, GroupMembers int
@@ -110,7 +114,9 @@ type World struct {
 	consumers []*consumer
 	members   []*member
 	admin     *admin
-	prober    *final
+	// reassigner moves the data topics' replicas (nil: not in this run).
+	reassigner *reassigner
+	prober     *final
 }
 
 // NewWorld returns a world over nodes; fail reports a violation seen by a
@@ -211,10 +217,27 @@ func (w *World) Start() {
 	if w.cfg.Admin {
 		w.admin.start()
 	}
+	if w.cfg.ReassignEvery[0] > 0 && len(w.Nodes) > 1 {
+		w.reassigner = newReassigner(w)
+		w.reassigner.start()
+	}
+}
+
+// every calls act now and then after each pause drawn from bounds, while
+// the workloads are active, skipping a turn while *busy: an admin client
+// does one thing at a time.
+func (w *World) every(rnd *rng.Rand, bounds [2]sched.Time, busy *bool, act func()) {
+	if !w.active || w.stopped {
+		return
+	}
+	w.Loop.After(rnd.Range(bounds[0], bounds[1]), func() { w.every(rnd, bounds, busy, act) })
+	if !*busy {
+		act()
+	}
 }
 
 // Stop ends new work: producers finish (idempotent ones keep retrying
-// what they have), consumers and the admin stop.
+// what they have), consumers, the admin and the reassigner stop.
 func (w *World) Stop() { w.active = false }
 
 // Halt ends every workload client: their connections close, so nothing
@@ -233,6 +256,9 @@ func (w *World) Halt() {
 	}
 	if w.admin != nil {
 		w.admin.halt()
+	}
+	if w.reassigner != nil {
+		w.reassigner.halt()
 	}
 	if w.prober != nil {
 		// Its work is done; a probe of a pass it abandoned may still
