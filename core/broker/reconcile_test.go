@@ -128,6 +128,21 @@ func rvDrive(n *Node, fs *rvFS, now port.Time) []port.Effect {
 
 func rvBatch(recs ...metadata.Record) []byte { return metadata.EncodeBatch(recs) }
 
+// rvStoreLog writes a metadata log holding ents, in term 1 with a vote for
+// vote, as node 2 stored it before a restart.
+func rvStoreLog(t testing.TB, fs *rvFS, vote port.NodeID, ents []raft.Entry) {
+	store, _, err := metalog.Recover(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range store.BootOps() {
+		fs.do(op)
+	}
+	for _, op := range store.Save(raft.Ready{HardState: &raft.HardState{Term: 1, Vote: vote}, Entries: ents}) {
+		fs.do(op)
+	}
+}
+
 // rvBoot boots node 2 of a three-voter cluster (nodes 1-3, each a broker
 // and a controller) from fs.
 func rvBoot(t testing.TB, fs *rvFS) (*Node, port.Time) {
@@ -164,13 +179,6 @@ func rvTruncatedTail(t *testing.T, recreate bool) {
 	// (cluster id, broker 2 registered, topic a on broker 2), entry 4 an
 	// uncommitted DeleteTopics of a that node 2 (the old leader) wrote
 	// before crashing.
-	store, _, err := metalog.Recover(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range store.BootOps() {
-		fs.do(op)
-	}
 	ents := []raft.Entry{
 		{Index: 1, Term: 1, Data: nil},
 		{Index: 2, Term: 1, Data: rvBatch(metadata.Record{Cluster: &metadata.ClusterRecord{ClusterID: "c1"}},
@@ -188,9 +196,7 @@ func rvTruncatedTail(t *testing.T, recreate bool) {
 			metadata.Record{Partition: &metadata.PartitionRecord{TopicID: newID, Partition: 0,
 				Replicas: []port.NodeID{2}, ISR: []port.NodeID{2}, Leader: 2}})
 	}
-	for _, op := range store.Save(raft.Ready{HardState: &raft.HardState{Term: 1, Vote: 2}, Entries: ents}) {
-		fs.do(op)
-	}
+	rvStoreLog(t, fs, 2, ents)
 	// Partition a-0 holds acknowledged data.
 	fs.dirs["a-0"] = true
 	fs.files["a-0/00000000000000000000.log"] = []byte("acknowledged records")
@@ -232,10 +238,6 @@ func rvTruncatedTail(t *testing.T, recreate bool) {
 func TestRecreatedTopicDoesNotAdoptOldDirectory(t *testing.T) {
 	fs := newRVFS()
 	oldID, newID := [16]byte{1, 2, 3}, [16]byte{9}
-	store, _, _ := metalog.Recover(fs)
-	for _, op := range store.BootOps() {
-		fs.do(op)
-	}
 	ents := []raft.Entry{
 		{Index: 1, Term: 1, Data: nil},
 		{Index: 2, Term: 1, Data: rvBatch(metadata.Record{Cluster: &metadata.ClusterRecord{ClusterID: "c1"}},
@@ -249,9 +251,7 @@ func TestRecreatedTopicDoesNotAdoptOldDirectory(t *testing.T) {
 			metadata.Record{Partition: &metadata.PartitionRecord{TopicID: newID, Partition: 0,
 				Replicas: []port.NodeID{2}, ISR: []port.NodeID{2}, Leader: 2}})},
 	}
-	for _, op := range store.Save(raft.Ready{HardState: &raft.HardState{Term: 1, Vote: 1}, Entries: ents}) {
-		fs.do(op)
-	}
+	rvStoreLog(t, fs, 1, ents)
 	fs.dirs["a-0"] = true
 	fs.files["a-0/00000000000000000000.log"] = []byte("records of the old topic")
 	fs.files["a-0/"+partitionMetadataFile] = partitionMetadata(oldID)

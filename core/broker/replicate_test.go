@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/core/metadata"
-	"github.com/weirmq/weir/core/metalog"
 	"github.com/weirmq/weir/core/port"
 	"github.com/weirmq/weir/core/raft"
 	"github.com/weirmq/weir/core/record"
@@ -27,13 +26,6 @@ var replTopicID = [16]byte{7, 7, 7}
 // heartbeat had just been answered.
 func replNode(t testing.TB) (*Node, *rvFS, port.Time) {
 	fs := newRVFS()
-	store, _, err := metalog.Recover(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range store.BootOps() {
-		fs.do(op)
-	}
 	part := func(i int32, leader port.NodeID) metadata.Record {
 		return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: replTopicID, Partition: i,
 			Replicas: []port.NodeID{leader, 3 - leader}, ISR: []port.NodeID{1, 2}, Leader: leader, LeaderEpoch: 1}}
@@ -49,9 +41,7 @@ func replNode(t testing.TB) (*Node, *rvFS, port.Time) {
 		{Index: 3, Term: 1, Data: rvBatch(metadata.Record{Topic: &metadata.TopicRecord{Name: "r", ID: replTopicID}},
 			part(0, 2), part(1, 1))},
 	}
-	for _, op := range store.Save(raft.Ready{HardState: &raft.HardState{Term: 1, Vote: 1}, Entries: ents}) {
-		fs.do(op)
-	}
+	rvStoreLog(t, fs, 1, ents)
 	n, now := rvBoot(t, fs)
 	rvDrive(n, fs, now)
 	msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: 3, LogTerm: 1, Commit: 3}
