@@ -3,6 +3,7 @@ package diskshim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -142,13 +143,15 @@ func (d *Disk) run(w *worker) {
 					n++
 				}
 			}
-			err := d.exec(&batch[i].op)
+			// Only syncs are coalesced, so data (an OpRead's bytes) always
+			// goes to the one op that asked for it.
+			data, err := d.exec(&batch[i].op)
 			if err != nil {
 				d.log.Warn("disk op failed", "op", batch[i].op.Kind, "path", batch[i].op.Path, "err", err)
 			}
 			for _, j := range batch[i : i+n] {
 				if j.done != nil {
-					j.done(port.DiskDone{Op: j.op.ID, Err: err})
+					j.done(port.DiskDone{Op: j.op.ID, Err: err, Data: data})
 				}
 			}
 			i += n
@@ -161,7 +164,39 @@ func (d *Disk) run(w *worker) {
 	}
 }
 
-func (d *Disk) exec(op *port.DiskOp) error {
+// exec runs one op. data is what an OpRead read; other ops return nil.
+func (d *Disk) exec(op *port.DiskOp) (data []byte, err error) {
+	if op.Kind == port.OpRead {
+		return d.read(op)
+	}
+	return nil, d.mutate(op)
+}
+
+// read carries out an OpRead: exactly op.Len bytes at op.Pos, read (pread:
+// no shared offset moves) through the registry's descriptor, so from the
+// page cache that the lane's earlier writes went to.
+func (d *Disk) read(op *port.DiskOp) ([]byte, error) {
+	if op.Len < 0 || op.Pos < 0 {
+		return nil, fmt.Errorf("diskshim: read %s: bad range %d+%d", op.Path, op.Pos, op.Len)
+	}
+	f, err := d.open(op.Path, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Release()
+	buf := make([]byte, op.Len)
+	n, err := f.ReadAt(buf, op.Pos)
+	if n < len(buf) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("diskshim: read %s: %d of %d bytes at %d: %w", op.Path, n, op.Len, op.Pos, io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	return buf, nil // a full read is a success even if err reports EOF
+}
+
+// mutate runs every op but OpRead.
+func (d *Disk) mutate(op *port.DiskOp) error {
 	switch op.Kind {
 	case port.OpMkdir:
 		return os.MkdirAll(d.abs(op.Path), 0o755)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -129,6 +130,84 @@ func TestSyncCoalescing(t *testing.T) {
 	}
 	if n := d.fsyncs.Load(); n != 4 {
 		t.Fatalf("fsyncs = %d, want 4", n)
+	}
+}
+
+func TestRead(t *testing.T) {
+	d, _ := newDisk(t, 2)
+	read := func(path string, pos, n int64) port.DiskDone {
+		ch := make(chan port.DiskDone, 1)
+		d.Submit(port.DiskOp{ID: 7, Kind: port.OpRead, Lane: "l", Path: path, Pos: pos, Len: n},
+			func(dd port.DiskDone) { ch <- dd })
+		return <-ch
+	}
+	mustDo(t, d, port.DiskOp{Kind: port.OpWrite, Lane: "l", Path: "f", Data: []byte("hello world")})
+	// Before the sync: a read sees the lane's earlier writes.
+	if dd := read("f", 6, 5); dd.Err != nil || string(dd.Data) != "world" || dd.Op != 7 {
+		t.Fatalf("read before sync = %d %q, %v", dd.Op, dd.Data, dd.Err)
+	}
+	mustDo(t, d, port.DiskOp{Kind: port.OpSync, Lane: "l", Path: "f"})
+	if dd := read("f", 0, 11); dd.Err != nil || string(dd.Data) != "hello world" {
+		t.Fatalf("read = %q, %v", dd.Data, dd.Err)
+	}
+	if dd := read("f", 11, 0); dd.Err != nil || dd.Data == nil || len(dd.Data) != 0 {
+		t.Fatalf("empty read at the end = %q, %v", dd.Data, dd.Err)
+	}
+	for _, c := range []struct{ pos, n int64 }{{6, 6}, {11, 1}, {20, 1}} {
+		if dd := read("f", c.pos, c.n); !errors.Is(dd.Err, io.ErrUnexpectedEOF) || dd.Data != nil {
+			t.Errorf("read [%d, %d) past the end 11 = %q, %v; want ErrUnexpectedEOF", c.pos, c.pos+c.n, dd.Data, dd.Err)
+		}
+	}
+	if dd := read("f", -1, 1); dd.Err == nil {
+		t.Error("read at a negative position: no error")
+	}
+	if dd := read("f", 0, -1); dd.Err == nil {
+		t.Error("read of a negative length: no error")
+	}
+	if dd := read("missing", 0, 1); !errors.Is(dd.Err, fs.ErrNotExist) {
+		t.Errorf("read of a missing file: %v", dd.Err)
+	}
+	if s := port.OpRead.String(); s != "read" {
+		t.Errorf("OpRead.String() = %q", s)
+	}
+}
+
+// TestReadNotCoalesced: a read between syncs of its path splits the run of
+// syncs, and only the read gets data.
+func TestReadNotCoalesced(t *testing.T) {
+	d, _ := newDisk(t, 1)
+	release := make(chan struct{})
+	var got []port.DiskDone
+	var wg sync.WaitGroup
+	rec := func(dd port.DiskDone) {
+		got = append(got, dd) // one worker: completions are serialized
+		wg.Done()
+	}
+	wg.Add(1)
+	d.Submit(port.DiskOp{ID: 1, Kind: port.OpWrite, Lane: "l", Path: "a", Data: []byte("abc")},
+		func(dd port.DiskDone) { <-release; rec(dd) })
+	for _, op := range []port.DiskOp{
+		{ID: 2, Kind: port.OpSync, Path: "a"},
+		{ID: 3, Kind: port.OpRead, Path: "a", Pos: 1, Len: 2},
+		{ID: 4, Kind: port.OpSync, Path: "a"},
+		{ID: 5, Kind: port.OpSync, Path: "a"},
+	} {
+		op.Lane = "l"
+		wg.Add(1)
+		d.Submit(op, rec)
+	}
+	close(release)
+	wg.Wait()
+	for i, dd := range got {
+		if dd.Op != port.OpID(i+1) || dd.Err != nil {
+			t.Fatalf("completion %d: op %d, %v", i, dd.Op, dd.Err)
+		}
+		if dd.Op == 3 && string(dd.Data) != "bc" || dd.Op != 3 && dd.Data != nil {
+			t.Errorf("op %d: data %q", dd.Op, dd.Data)
+		}
+	}
+	if n := d.fsyncs.Load(); n != 2 {
+		t.Fatalf("fsyncs = %d, want 2", n)
 	}
 }
 

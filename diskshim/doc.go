@@ -12,11 +12,16 @@
 //   - Errors are the OS errors, returned in DiskDone.Err; nothing panics on
 //     an IO failure. The core decides what a failed write or fsync means
 //     (for Weir: the log directory is taken offline).
+//   - OpRead preads Len bytes at Pos through the registry's descriptor (so
+//     it sees the lane's earlier writes) and returns them in DiskDone.Data.
+//     Fewer than Len bytes (the range runs past the file's end) is an
+//     error wrapping io.ErrUnexpectedEOF, with no Data.
 //
 // Group commit: a worker takes its whole queue at once, so a run of adjacent
 // OpSync for one path (nothing can have been written to that path between
 // them) is completed by a single fdatasync, each op still getting its own
-// DiskDone.
+// DiskDone. No other kind of op is coalesced: any other op, a read
+// included, ends the run.
 //
 // Files stay open: a registry keeps one descriptor per path, so appends are
 // plain pwrites and fetches can sendfile from the same descriptor. Entries

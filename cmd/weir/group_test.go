@@ -287,6 +287,18 @@ func TestGroupCoordinatorProtocol(t *testing.T) {
 	b := startBroker(t, "", groupBrokerFlags...)
 	r := dialRaw(t, b.addr)
 	host, port := b.addr[:strings.LastIndexByte(b.addr, ':')], b.addr[strings.LastIndexByte(b.addr, ':')+1:]
+	// The first request finds no __consumer_offsets: it is created, and
+	// the client is told to retry until its partition has a leader
+	// that loaded it.
+	first := kmsg.NewPtrFindCoordinatorRequest()
+	first.CoordinatorKey = "g"
+	if resp := r.roundTrip(first).(*kmsg.FindCoordinatorResponse); resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("before __consumer_offsets exists: %+v", resp)
+	}
+	waitFor(t, 10*time.Second, "the group coordinator", func() error {
+		resp := r.roundTrip(first).(*kmsg.FindCoordinatorResponse)
+		return kerr.ErrorForCode(resp.ErrorCode)
+	})
 	for v := int16(0); v <= 5; v++ {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.Version = v
@@ -363,10 +375,24 @@ func TestGroupCoordinatorProtocol(t *testing.T) {
 type saramaGroupHandler struct {
 	who  string
 	seen *groupSeen
+	// onSetup and onCleanup, if set, see each session as it starts and
+	// ends: sarama's only view of which partitions a member holds.
+	onSetup, onCleanup func(sarama.ConsumerGroupSession)
 }
 
-func (saramaGroupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (saramaGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h saramaGroupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	if h.onSetup != nil {
+		h.onSetup(sess)
+	}
+	return nil
+}
+
+func (h saramaGroupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	if h.onCleanup != nil {
+		h.onCleanup(sess)
+	}
+	return nil
+}
 func (h saramaGroupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for msg := range claim.Messages() {
 		h.seen.add(h.who, string(msg.Value))
@@ -389,10 +415,13 @@ func saramaGroupConfig(version sarama.KafkaVersion) *sarama.Config {
 	return cfg
 }
 
-// runSaramaMember consumes in a goroutine until ctx ends, then closes.
-func runSaramaMember(ctx context.Context, t *testing.T, wg *sync.WaitGroup, addr, group, topic string, cfg *sarama.Config, h saramaGroupHandler) {
+// runSaramaMember consumes in a goroutine until ctx ends, then closes. A
+// Consume error fails the test unless tolerateErrors (a cluster test, which
+// kills brokers under its members): then it is logged and the member joins
+// again.
+func runSaramaMember(ctx context.Context, t *testing.T, wg *sync.WaitGroup, addrs []string, group, topic string, cfg *sarama.Config, h saramaGroupHandler, tolerateErrors bool) {
 	t.Helper()
-	cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
+	cg, err := sarama.NewConsumerGroup(addrs, group, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +430,13 @@ func runSaramaMember(ctx context.Context, t *testing.T, wg *sync.WaitGroup, addr
 		defer wg.Done()
 		defer cg.Close()
 		for ctx.Err() == nil {
-			if err := cg.Consume(ctx, []string{topic}, h); err != nil && ctx.Err() == nil {
+			err := cg.Consume(ctx, []string{topic}, h)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case tolerateErrors:
+				t.Logf("sarama member %s: %v (joining again)", h.who, err)
+				time.Sleep(100 * time.Millisecond)
+			default:
 				t.Errorf("sarama member %s: %v", h.who, err)
 				return
 			}
@@ -436,7 +471,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 	for i, strategy := range []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange(), sarama.NewBalanceStrategyRange()} {
 		cfg := saramaGroupConfig(version)
 		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy}
-		runSaramaMember(runCtx, t, &wg, b.addr, group, topic, cfg, saramaGroupHandler{fmt.Sprint(i), seen})
+		runSaramaMember(runCtx, t, &wg, []string{b.addr}, group, topic, cfg, saramaGroupHandler{who: fmt.Sprint(i), seen: seen}, false)
 	}
 	waitGroup(ctx, t, adm, group, "Stable", 2)
 	vals := produceGroupRecords(ctx, t, b.addr, topic, "v", 3000)
@@ -461,7 +496,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 		static.Consumer.Group.InstanceId = "sarama-static"
 		late := newGroupSeen()
 		runCtx, stop = context.WithCancel(ctx)
-		runSaramaMember(runCtx, t, &wg, b.addr, group, topic, static, saramaGroupHandler{"static", late})
+		runSaramaMember(runCtx, t, &wg, []string{b.addr}, group, topic, static, saramaGroupHandler{who: "static", seen: late}, false)
 		late.waitAll(ctx, t, more)
 		for _, v := range late.values() {
 			if !strings.HasPrefix(v, "w-") {
@@ -483,7 +518,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 		even := produceGroupRecords(ctx, t, b.addr, topic, "x", 60)
 		again := newGroupSeen()
 		runCtx, stop = context.WithCancel(ctx)
-		runSaramaMember(runCtx, t, &wg, b.addr, group, topic, static, saramaGroupHandler{"static", again})
+		runSaramaMember(runCtx, t, &wg, []string{b.addr}, group, topic, static, saramaGroupHandler{who: "static", seen: again}, false)
 		again.waitAll(ctx, t, even)
 		for _, v := range again.values() {
 			if !strings.HasPrefix(v, "x-") {
@@ -503,7 +538,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 	}
 	late := newGroupSeen()
 	runCtx, stop = context.WithCancel(ctx)
-	runSaramaMember(runCtx, t, &wg, b.addr, group, topic, saramaGroupConfig(version), saramaGroupHandler{"late", late})
+	runSaramaMember(runCtx, t, &wg, []string{b.addr}, group, topic, saramaGroupConfig(version), saramaGroupHandler{who: "late", seen: late}, false)
 	late.waitAll(ctx, t, more)
 	for _, v := range late.values() {
 		if !strings.HasPrefix(v, "w-") {
@@ -549,31 +584,9 @@ func TestGroupKafkaGo(t *testing.T) {
 	const topic, group = "kafkago-events", "kafkago-group"
 	createGroupTopic(ctx, t, adm, topic)
 
-	newReader := func() *kafka.Reader {
-		return kafka.NewReader(kafka.ReaderConfig{
-			Brokers: []string{b.addr}, GroupID: group, Topic: topic,
-			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
-			HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
-			RebalanceTimeout: 3 * time.Second, JoinGroupBackoff: 100 * time.Millisecond,
-			CommitInterval: 100 * time.Millisecond, StartOffset: kafka.FirstOffset,
-			ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-		})
-	}
+	newReader := func() *kafka.Reader { return newGroupReader([]string{b.addr}, group, topic, nil) }
 	read := func(ctx context.Context, wg *sync.WaitGroup, r *kafka.Reader, who string, seen *groupSeen) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						t.Errorf("reader %s: %v", who, err)
-					}
-					return
-				}
-				seen.add(who, string(m.Value))
-			}
-		}()
+		readGroup(ctx, t, wg, r, who, seen, false)
 	}
 
 	seen := newGroupSeen()
@@ -615,5 +628,107 @@ func TestGroupKafkaGo(t *testing.T) {
 		if !strings.HasPrefix(v, "w-") {
 			t.Fatalf("late reader got %q: it did not resume from the committed offset", v)
 		}
+	}
+}
+
+// newGroupReader is a kafka-go Reader of topic in group, with the short
+// timeouts of these tests; logger, if not nil, gets its log lines.
+func newGroupReader(brokers []string, group, topic string, logger kafka.Logger) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers: brokers, GroupID: group, Topic: topic,
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		RebalanceTimeout: 3 * time.Second, JoinGroupBackoff: 100 * time.Millisecond,
+		CommitInterval: 100 * time.Millisecond, StartOffset: kafka.FirstOffset,
+		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+		Logger: logger,
+	})
+}
+
+// readGroup reads r in a goroutine until ctx ends, recording what it reads
+// as who's. A read error fails the test unless tolerateErrors (a cluster
+// test, which kills brokers under its readers): then it is logged and the
+// reader goes on, as kafka-go's Reader rejoins by itself.
+func readGroup(ctx context.Context, t *testing.T, wg *sync.WaitGroup, r *kafka.Reader, who string, seen *groupSeen, tolerateErrors bool) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			m, err := r.ReadMessage(ctx)
+			switch {
+			case err == nil:
+				seen.add(who, string(m.Value))
+			case ctx.Err() != nil:
+				return
+			case tolerateErrors:
+				t.Logf("reader %s: %v (reading on)", who, err)
+				time.Sleep(100 * time.Millisecond)
+			default:
+				t.Errorf("reader %s: %v", who, err)
+				return
+			}
+		}
+	}()
+}
+
+// TestGroupSurvivesRestart: committed offsets and the group's generation
+// are in __consumer_offsets, so a broker killed with SIGKILL and restarted
+// still has them; a member of the old generation carries on (its
+// heartbeat is accepted) without a rebalance.
+func TestGroupSurvivesRestart(t *testing.T) {
+	b := startBroker(t, "", groupBrokerFlags...)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, b.addr))
+	createGroupTopic(ctx, t, adm, "durable")
+	offsets := kadm.Offsets{}
+	for p := int32(0); p < groupPartitions; p++ {
+		offsets.Add(kadm.Offset{Topic: "durable", Partition: p, At: int64(100 + p), LeaderEpoch: -1})
+	}
+	r, err := adm.CommitOffsets(ctx, "simple", offsets)
+	if err != nil || r.Error() != nil {
+		t.Fatalf("commit: %v %v", err, r.Error())
+	}
+	r2 := dialRaw(t, b.addr)
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 3 // no KIP-394 round trip
+	join.Group, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis, join.ProtocolType = "members", 30000, 30000, "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}
+	jresp := r2.roundTrip(join).(*kmsg.JoinGroupResponse)
+	if jresp.ErrorCode != 0 {
+		t.Fatalf("join: %v", kerr.ErrorForCode(jresp.ErrorCode))
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.Generation, sync.MemberID = "members", jresp.Generation, jresp.MemberID
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: jresp.MemberID, MemberAssignment: []byte("mine")}}
+	if s := r2.roundTrip(sync).(*kmsg.SyncGroupResponse); s.ErrorCode != 0 {
+		t.Fatalf("sync: %v", kerr.ErrorForCode(s.ErrorCode))
+	}
+
+	b.kill()
+	b.restart()
+	adm = kadm.NewClient(newClient(t, b.addr))
+	var fetched kadm.OffsetResponses
+	waitFor(t, 20*time.Second, "offsets after the restart", func() error {
+		fetched, err = adm.FetchOffsets(ctx, "simple")
+		if err == nil {
+			err = fetched.Error()
+		}
+		return err
+	})
+	for p := int32(0); p < groupPartitions; p++ {
+		if o, ok := fetched.Lookup("durable", p); !ok || o.At != int64(100+p) {
+			t.Fatalf("partition %d after the restart: %+v (found %v), want %d", p, o, ok, 100+p)
+		}
+	}
+	r3 := dialRaw(t, b.addr)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.Generation, hb.MemberID = "members", jresp.Generation, jresp.MemberID
+	if h := r3.roundTrip(hb).(*kmsg.HeartbeatResponse); h.ErrorCode != 0 {
+		t.Fatalf("heartbeat of the stored generation after the restart: %v", kerr.ErrorForCode(h.ErrorCode))
+	}
+	gs, err := adm.DescribeGroups(ctx, "members")
+	if err != nil || gs["members"].State != "Stable" || len(gs["members"].Members) != 1 {
+		t.Fatalf("group after the restart: %+v %v", gs["members"], err)
 	}
 }

@@ -21,6 +21,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 
@@ -121,6 +122,9 @@ func (n *Node) produceOne(req *kmsg.ProduceRequest, topicName string, rp kmsg.Pr
 	p, perr := n.led(t, rp.Partition, -1)
 	if perr != nil {
 		return nil, a, perr
+	}
+	if t.name == offsetsTopic {
+		return nil, a, fmt.Errorf("%w: cannot append to internal topic %s", kerr.InvalidTopicException, offsetsTopic)
 	}
 	if req.Acks == -1 && len(p.state.ISR) < int(t.cfg.MinInsyncReplicas) {
 		return nil, a, kerr.NotEnoughReplicas

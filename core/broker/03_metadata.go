@@ -127,6 +127,7 @@ func (n *Node) metadataTopic(t *topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = &t.name
 	mt.TopicID = t.id
+	mt.IsInternal = t.name == offsetsTopic
 	mt.AuthorizedOperations = authorizedOpsOmitted
 	for _, p := range t.visiblePartitions() {
 		st := p.state

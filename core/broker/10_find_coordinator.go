@@ -2,12 +2,15 @@ package broker
 
 // FindCoordinator v0-v5 (v4+ batch their keys).
 //
-// This node coordinates every group (key type 0), so it answers with its own
-// advertised listener, as Metadata lists it. Transactions are not supported
-// yet: key type 1 gets COORDINATOR_NOT_AVAILABLE with a message saying so
-// (clients retry it; InitProducerId refuses transactional ids, which is
-// what stops a transactional producer). Other key types (share groups are
-// v6) get INVALID_REQUEST, as Kafka answers an unknown type.
+// A group's coordinator is the leader of its partition of
+// __consumer_offsets (coordinate.go), at its endpoint for the listener the
+// request came through, as Metadata names brokers. While the topic is
+// being created, or the partition has no live leader, the answer is
+// COORDINATOR_NOT_AVAILABLE and clients retry. Transactions are not
+// supported yet: key type 1 gets COORDINATOR_NOT_AVAILABLE with a message
+// saying so (clients retry it; InitProducerId refuses transactional ids,
+// which is what stops a transactional producer). Other key types (share
+// groups are v6) get INVALID_REQUEST, as Kafka answers an unknown type.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,11 +45,19 @@ func (n *Node) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 	}
 	switch keyType {
 	case 0:
-		// Every broker coordinates the groups whose members ask it, until
-		// coordinators move to __consumer_offsets leaders (groups issue).
-		l := n.cfg.AdvertisedListeners[0]
-		c.NodeID, c.Host, c.Port = n.cfg.NodeID, l.Host, int32(l.Port)
-		return c
+		t := n.topics.visible(offsetsTopic)
+		if t == nil {
+			n.createOffsetsTopic()
+			return fail(kerr.CoordinatorNotAvailable, "the group coordinator topic is being created")
+		}
+		p := t.partition(groupPartition(key, len(t.partitions)))
+		for _, b := range n.brokers() {
+			if p != nil && b.NodeID == int32(p.state.Leader) {
+				c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
+				return c
+			}
+		}
+		return fail(kerr.CoordinatorNotAvailable, "the group's partition of __consumer_offsets has no live leader")
 	case 1:
 		return fail(kerr.CoordinatorNotAvailable, "transactions are not supported by this broker yet")
 	default:

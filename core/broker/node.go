@@ -65,6 +65,13 @@ type Node struct {
 	alterRetryNs   int64
 	sessions       sessionCache
 	groups         *group.Coordinator
+	// offsetsLoads are the partitions of __consumer_offsets this node
+	// leads and has loaded, or is loading, by partition (only indexed);
+	// coordWrites the coordinator's batches waiting to commit, in append
+	// order; creatingOffsets: the topic is being created.
+	offsetsLoads    map[int32]*offsetsLoad
+	coordWrites     []*coordWrite
+	creatingOffsets bool
 
 	nextRetentionMonoNs int64
 
@@ -82,11 +89,15 @@ type Node struct {
 }
 
 // opRef says what a disk operation was for: a partition log's, the
-// metadata log's (cluster), or neither (removing an orphan directory).
+// metadata log's (cluster), a group coordinator's replay (load), or none
+// of them (removing an orphan directory).
 type opRef struct {
 	part       *partition
 	completion partlog.Completion
 	cluster    bool
+	// load is set on a read of a __consumer_offsets partition being
+	// replayed.
+	load *offsetsLoad
 }
 
 // Boot recovers a node from its data directory and returns it ready for
@@ -102,11 +113,13 @@ func Boot(fs port.BootFS, cfg *config.Broker, seed uint64, now port.Time, logger
 		topics:   newTopicTable(),
 		sessions: newSessionCache(cfg.MaxIncrementalFetchSessionCacheSlots),
 		booting:  true,
+
+		offsetsLoads: map[int32]*offsetsLoad{},
 	}
 	// The coordinator draws member ids from its own stream, so that group
 	// traffic does not shift the node's other random draws.
 	n.groups = group.New(group.ConfigFrom(cfg), rand.New(rand.NewPCG(seed^0x6a09e667f3bcc909, seed^0xbb67ae8584caa73b)),
-		n.partitionExists, logger, now.MonoNs)
+		groupHost{n}, logger, now.MonoNs)
 	provisional, err := n.bootCluster(fs)
 	if err != nil {
 		return nil, err
@@ -213,6 +226,8 @@ func (n *Node) diskDone(d port.DiskDone) {
 	}
 	if ref.cluster {
 		n.clusterOpDone()
+	} else if ref.load != nil {
+		n.loadRead(ref.load, d.Data)
 	} else if ref.completion != partlog.NoCompletion {
 		ref.part.log.Completed(ref.completion)
 		if ref.completion == partlog.SyncPart {
@@ -235,6 +250,7 @@ func (n *Node) failStorage(err error) {
 		pp.failAll(n, kerr.KafkaStorageError)
 	}
 	n.produces = nil
+	n.settleCoordWrites(func(*coordWrite) (bool, *kerr.Error) { return true, kerr.NotCoordinator })
 	for _, f := range n.replicaFetches {
 		n.answerReplicaFetch(f) // each partition answers KAFKA_STORAGE_ERROR
 	}
@@ -290,6 +306,7 @@ func (n *Node) releaseHeld() {
 func (n *Node) expire() {
 	now := n.now.MonoNs
 	n.groups.Expire(now)
+	n.expireCoordWrites()
 	// Answering one fetch may bring another to the head of its
 	// connection's queue, hence the loop.
 	for first := true; first || n.fetchAtHead; first = false {
@@ -387,6 +404,9 @@ func (n *Node) nextWake() int64 {
 	for _, pp := range n.produces {
 		wake = min(wake, pp.deadlineMonoNs)
 	}
+	for _, w := range n.coordWrites {
+		wake = min(wake, w.deadlineNs)
+	}
 	wake = min(wake, n.nextISRCheckNs)
 	if n.followCheckNs > 0 {
 		wake = min(wake, n.followCheckNs)
@@ -419,6 +439,7 @@ func (n *Node) partitionAdvanced(p *partition) {
 	if p.follow != nil && n.canFetch(p) {
 		n.fetchDue = true
 	}
+	n.coordinatorChanged(p)
 	stable := p.log.StableOffset()
 	if stable == p.lastStable && p.hw == p.lastHW {
 		return
@@ -510,6 +531,8 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleListGroups(s, req)
 	case *kmsg.DeleteGroupsRequest:
 		n.handleDeleteGroups(s, req)
+	case *kmsg.OffsetDeleteRequest:
+		n.handleOffsetDelete(s, req)
 	case *kmsg.DescribeLogDirsRequest:
 		n.handleDescribeLogDirs(s, req)
 	case *kmsg.AlterPartitionAssignmentsRequest:

@@ -193,6 +193,7 @@ func (n *Node) updateRole(p *partition) {
 // change.
 func (n *Node) resign(p *partition) {
 	p.lead = nil
+	n.unloadCoordinator(p)
 	n.dropProduces(p, kerr.NotLeaderForPartition)
 	n.wakeFetches(p)
 	n.wakeReplicaFetches(p)

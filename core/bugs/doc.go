@@ -97,6 +97,18 @@ const (
 	// ElectOutsideISR lets the controller elect a leader that is not in
 	// the ISR: it may lack acknowledged records (claim 1).
 	ElectOutsideISR
+	// StaleGenerationCommit lets a member commit offsets with a generation
+	// older than the group's: a consumer that lost its partitions in a
+	// rebalance overwrites the new owner's progress (claim 5).
+	StaleGenerationCommit
+	// NoGroupReload makes a new coordinator start without replaying its
+	// partition of __consumer_offsets: committed offsets vanish and
+	// generations start over, handing partitions out twice (claim 5).
+	NoGroupReload
+	// AssignmentOverlap keeps the assignment of a member the leader left
+	// out of the new generation, instead of an empty one: two members own
+	// one partition in the same generation (claim 5).
+	AssignmentOverlap
 
 	numBugs
 )
@@ -122,6 +134,9 @@ var names = [...]string{
 	NoTruncation:              "NoTruncation",
 	FollowerReportsUnsynced:   "FollowerReportsUnsynced",
 	ElectOutsideISR:           "ElectOutsideISR",
+	StaleGenerationCommit:     "StaleGenerationCommit",
+	NoGroupReload:             "NoGroupReload",
+	AssignmentOverlap:         "AssignmentOverlap",
 }
 
 func (b Bug) String() string {

@@ -75,6 +75,7 @@ type Broker struct {
 	GroupMaxSessionTimeoutMs        int32
 	GroupMaxSize                    int32
 	OffsetsTopicNumPartitions       int32
+	OffsetsCommitTimeoutMs          int32
 	OffsetsTopicReplicationFactor   int16
 	OffsetsTopicSegmentBytes        int32
 	OffsetsRetentionMs              int64 // offsets.retention.minutes, in ms
@@ -219,6 +220,7 @@ func (b *Broker) build() error {
 	b.GroupMaxSessionTimeoutMs = int32(b.num("group.max.session.timeout.ms"))
 	b.GroupMaxSize = int32(b.num("group.max.size"))
 	b.OffsetsTopicNumPartitions = int32(b.num("offsets.topic.num.partitions"))
+	b.OffsetsCommitTimeoutMs = int32(b.num("offsets.commit.timeout.ms"))
 	b.OffsetsTopicReplicationFactor = int16(b.num("offsets.topic.replication.factor"))
 	b.OffsetsTopicSegmentBytes = int32(b.num("offsets.topic.segment.bytes"))
 	b.OffsetsRetentionMs = b.num("offsets.retention.minutes") * minute

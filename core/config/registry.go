@@ -313,6 +313,8 @@ var brokerDefs = []Def{
 		Doc: "Fetcher threads per source broker." + notApplicable},
 	{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", valid: atLeast(0),
 		Doc: "Maximum size of the metadata string of an offset commit."},
+	{Name: "offsets.commit.timeout.ms", Type: TypeInt, Default: "5000", valid: atLeast(1),
+		Doc: "How long an offset commit (or a group's stored generation) may wait for its write to __consumer_offsets to be replicated."},
 	{Name: "offsets.retention.check.interval.ms", Type: TypeLong, Default: "600000", valid: atLeast(1),
 		Doc: "How often expired committed offsets are removed."},
 	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", valid: atLeast(1),

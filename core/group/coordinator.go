@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/weirmq/weir/core/config"
 )
 
@@ -49,10 +51,6 @@ func ConfigFrom(b *config.Broker) Config {
 // Rand is the seeded source member ids are drawn from.
 type Rand interface{ Uint64() uint64 }
 
-// PartitionExists tells whether a topic partition exists; OffsetCommit
-// answers UNKNOWN_TOPIC_OR_PARTITION for any other.
-type PartitionExists func(topic string, partition int32) bool
-
 // Client is who sent a JoinGroup: its client.id (the prefix of generated
 // member ids) and host (shown by DescribeGroups, Kafka style "/10.0.0.1").
 type Client struct {
@@ -63,10 +61,12 @@ type Client struct {
 // Coordinator holds every group of a node. It is not safe for concurrent
 // use.
 type Coordinator struct {
-	cfg    Config
-	rnd    Rand
-	exists PartitionExists
-	log    *slog.Logger
+	cfg  Config
+	rnd  Rand
+	host Host
+	log  *slog.Logger
+	// loads are the partitions of __consumer_offsets being replayed.
+	loads map[int32]*loading
 
 	nowNs   int64
 	groups  map[string]*group // indexed only; listings sort the ids
@@ -78,17 +78,18 @@ type Coordinator struct {
 
 // New returns a coordinator without groups. nowNs is the current monotonic
 // time; logger may be nil.
-func New(cfg Config, rnd Rand, exists PartitionExists, logger *slog.Logger, nowNs int64) *Coordinator {
+func New(cfg Config, rnd Rand, host Host, logger *slog.Logger, nowNs int64) *Coordinator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Coordinator{
 		cfg:    cfg,
 		rnd:    rnd,
-		exists: exists,
+		host:   host,
 		log:    logger,
 		nowNs:  nowNs,
 		groups: map[string]*group{},
+		loads:  map[int32]*loading{},
 	}
 	if cfg.OffsetsRetentionCheckIntervalMs > 0 {
 		c.sweepNs = nowNs + cfg.OffsetsRetentionCheckIntervalMs*msNs
@@ -188,14 +189,28 @@ func (c *Coordinator) NextDeadline() int64 {
 	return d
 }
 
+// groupStatus is Kafka's validateGroupStatus for the APIs of group
+// membership: the group id must not be empty, and this coordinator must
+// serve it.
+func (c *Coordinator) groupStatus(id string) *kerr.Error {
+	if id == "" {
+		return kerr.InvalidGroupID
+	}
+	return c.host.Owns(id)
+}
+
 // sortedIDs is every group id in order, for outputs and sweeps.
 func (c *Coordinator) sortedIDs() []string {
 	ids := make([]string, 0, len(c.groups))
 	for id := range c.groups {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
-	return ids
+	return sortedStrings(ids)
+}
+
+func sortedStrings(s []string) []string {
+	slices.Sort(s)
+	return s
 }
 
 // sweep is Kafka's cleanupGroupMetadata: expire offsets past retention
@@ -207,25 +222,57 @@ func (c *Coordinator) sweep() {
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
 		if g.state == Empty || g.protocolType == "" {
-			expired := 0
-			for tp, o := range g.offsets {
+			var tombstones []Record
+			for _, tp := range g.sortedOffsets() {
+				o := g.offsets[tp]
 				base := o.commitNs
 				if g.protocolType != "" {
 					base = g.stateSinceNs
 				}
 				if (o.expireNs != 0 && c.nowNs >= o.expireNs) || (o.expireNs == 0 && c.nowNs-base >= retention) {
 					delete(g.offsets, tp)
-					expired++
+					tombstones = append(tombstones, offsetTombstone(g.id, tp))
 				}
 			}
-			if expired > 0 {
-				c.log.Info("expired committed offsets", "group", g.id, "count", expired)
+			if len(tombstones) > 0 {
+				c.log.Info("expired committed offsets", "group", g.id, "count", len(tombstones))
+				c.persist(g.id, tombstones)
 			}
 		}
-		if g.state == Empty && len(g.offsets) == 0 {
+		if g.state == Empty && len(g.offsets) == 0 && len(g.pendingCommits) == 0 {
+			c.persist(g.id, []Record{groupTombstone(g.id)})
 			c.deleteGroup(g)
 		}
 	}
+}
+
+// persist appends records whose outcome nobody waits for: expiries and
+// empty generations. A failed one is only logged; whoever loads the
+// partition next redoes what it lost (an expiry is found again, an empty
+// generation is superseded by the next stored one).
+func (c *Coordinator) persist(group string, recs []Record) {
+	c.host.Append(group, recs, func(_ int64, err *kerr.Error) {
+		if err != nil {
+			c.log.Warn("writing group records failed", "group", group, "records", len(recs), "err", err)
+		}
+	})
+}
+
+// removeGroup deletes g for good: its offsets and its metadata get
+// tombstones, including offsets whose commit is still being written.
+func (c *Coordinator) removeGroup(g *group) {
+	var recs []Record
+	for _, tp := range g.sortedOffsets() {
+		recs = append(recs, offsetTombstone(g.id, tp))
+	}
+	for _, tp := range g.pendingCommits {
+		if _, ok := g.offsets[tp]; !ok {
+			recs = append(recs, offsetTombstone(g.id, tp))
+		}
+	}
+	recs = append(recs, groupTombstone(g.id))
+	c.persist(g.id, recs)
+	c.deleteGroup(g)
 }
 
 func (c *Coordinator) deleteGroup(g *group) {

@@ -21,6 +21,11 @@ func (c *Coordinator) DescribeGroups(nowNs int64, req *kmsg.DescribeGroupsReques
 	for _, id := range req.Groups {
 		dg := kmsg.NewDescribeGroupsResponseGroup()
 		dg.Group = id
+		if err := c.groupStatus(id); err != nil {
+			dg.ErrorCode = err.Code
+			resp.Groups = append(resp.Groups, dg)
+			continue
+		}
 		g := c.groups[id]
 		if g == nil {
 			dg.State = Dead.String()
@@ -69,6 +74,12 @@ func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg
 		}
 		return false
 	}
+	if len(c.loads) > 0 {
+		// Kafka's answer while any partition is loading: the list
+		// would miss its groups.
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+		return resp
+	}
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
 		if !matches(req.StatesFilter, g.state.String()) || !matches(req.TypesFilter, "classic") {
@@ -86,6 +97,8 @@ func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg
 
 // DeleteGroups handles a DeleteGroups request: an Empty group is deleted
 // with its committed offsets; a group with members gets NON_EMPTY_GROUP.
+// As in Kafka, the answer does not wait for the tombstones to be
+// committed.
 func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	c.begin(nowNs)
 	defer c.end()
@@ -94,14 +107,17 @@ func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest) *
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id
 		g := c.groups[id]
+		owned := c.groupStatus(id)
 		switch {
+		case owned != nil:
+			dg.ErrorCode = owned.Code
 		case g == nil:
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
 		case g.state != Empty:
 			dg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			c.log.Info("deleting group", "group", id, "offsets", len(g.offsets))
-			c.deleteGroup(g)
+			c.removeGroup(g)
 		}
 		resp.Groups = append(resp.Groups, dg)
 	}

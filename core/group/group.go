@@ -177,6 +177,9 @@ type group struct {
 	syncDeadlineNs int64
 
 	offsets map[topicPartition]committed
+	// pendingCommits are the partitions of commits being written (one
+	// entry per commit), so that a deletion meanwhile also buries them.
+	pendingCommits []topicPartition
 
 	// wakeNs is the deadline the coordinator's timer heap holds for this
 	// group; deleted is set once the group left the coordinator.

@@ -352,6 +352,10 @@ func TestOffsetMetadataTooLarge(t *testing.T) {
 	}}}
 	var resp *kmsg.OffsetCommitResponse
 	h.c.OffsetCommit(h.now, req, func(r *kmsg.OffsetCommitResponse) { resp = r })
+	if resp != nil {
+		t.Fatal("OffsetCommit answered before its write was committed")
+	}
+	h.flush()
 	wantCode(t, "fits", resp.Topics[0].Partitions[0].ErrorCode, nil)
 	wantCode(t, "too large", resp.Topics[0].Partitions[1].ErrorCode, kerr.OffsetMetadataTooLarge)
 	if _, ok := h.c.Committed("g", "t", 1); ok {

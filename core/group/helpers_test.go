@@ -28,22 +28,94 @@ type tb interface {
 	Fatalf(format string, args ...any)
 }
 
-// harness drives a Coordinator with a fake clock.
+// memHost is a coordinator's host with __consumer_offsets in memory:
+// appends wait until flush commits them (or fails them with failWith), so
+// tests see what waits for a write.
+type memHost struct {
+	now      *int64
+	log      []Record // committed records, in order
+	pending  []memAppend
+	failWith *kerr.Error
+	notOwned map[string]*kerr.Error
+}
+
+type memAppend struct {
+	recs []Record
+	done func(int64, *kerr.Error)
+}
+
+func (m *memHost) Owns(group string) *kerr.Error { return m.notOwned[group] }
+
+func (m *memHost) Append(_ string, recs []Record, done func(int64, *kerr.Error)) {
+	m.pending = append(m.pending, memAppend{recs, done})
+}
+
+func (m *memHost) Exists(topic string, p int32) bool { return topic != "missing" && p >= 0 && p < 8 }
+
+// WallMs runs a fixed distance ahead of the monotonic clock.
+func (m *memHost) WallMs() int64 { return 1_700_000_000_000 + *m.now/1e6 }
+
+// flush commits (or fails) every pending append, in order, including
+// those the completions append.
+func (m *memHost) flush() {
+	for len(m.pending) > 0 {
+		a := m.pending[0]
+		m.pending = m.pending[1:]
+		if m.failWith == nil {
+			m.log = append(m.log, a.recs...)
+		}
+		a.done(*m.now, m.failWith)
+	}
+}
+
+// harness drives a Coordinator with a fake clock; every call's writes are
+// committed before the call's helper returns, unless the test holds them
+// (hold).
 type harness struct {
-	t   tb
-	c   *Coordinator
-	now int64
+	t    tb
+	c    *Coordinator
+	host *memHost
+	now  int64
+	hold bool
+	// reloads seeds each new coordinator's member ids differently, as
+	// the broker's one stream of randomness does.
+	reloads uint64
 }
 
 func newHarness(t tb, cfg Config) *harness {
-	exists := func(topic string, p int32) bool { return topic != "missing" && p >= 0 && p < 8 }
-	return &harness{t: t, c: New(cfg, rand.New(rand.NewPCG(1, 2)), exists, nil, 1e9), now: 1e9}
+	h := &harness{t: t, now: 1e9}
+	h.host = &memHost{now: &h.now, notOwned: map[string]*kerr.Error{}}
+	h.c = New(cfg, rand.New(rand.NewPCG(1, 2)), h.host, nil, h.now)
+	return h
+}
+
+// flush commits pending writes unless the test holds them.
+func (h *harness) flush() {
+	if !h.hold {
+		h.host.flush()
+	}
+}
+
+// reload makes a new coordinator from the records written so far, as a
+// new leader of the partition does after a failover.
+func (h *harness) reload() {
+	h.t.Helper()
+	h.reloads++
+	h.c = New(h.c.cfg, rand.New(rand.NewPCG(3, h.reloads)), h.host, nil, h.now)
+	h.c.BeginLoad(0)
+	for _, r := range h.host.log {
+		if err := h.c.Replay(0, r); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.c.Loaded(h.now, 0)
 }
 
 // advance moves the clock by ms and expires what is due.
 func (h *harness) advance(ms int64) {
 	h.now += ms * 1e6
 	h.c.Expire(h.now)
+	h.flush()
 }
 
 // joinCall is a JoinGroup whose answer may come later.
@@ -124,6 +196,7 @@ func (h *harness) joinWith(groupID, memberID string, o joinOpts) *joinCall {
 		j.resp = r
 		j.calls++
 	})
+	h.flush()
 	return j
 }
 
@@ -170,6 +243,7 @@ func (h *harness) sync(groupID, memberID string, gen int32, assign map[string]st
 		s.resp = r
 		s.calls++
 	})
+	h.flush()
 	return s
 }
 
@@ -188,7 +262,9 @@ func (h *harness) leave(groupID string, memberIDs ...string) []int16 {
 		req.Members = append(req.Members, kmsg.LeaveGroupRequestMember{MemberID: id})
 	}
 	var codes []int16
-	for _, m := range h.c.LeaveGroup(h.now, req).Members {
+	resp := h.c.LeaveGroup(h.now, req)
+	h.flush()
+	for _, m := range resp.Members {
 		codes = append(codes, m.ErrorCode)
 	}
 	return codes
@@ -202,6 +278,7 @@ func (h *harness) commit(version int16, groupID, memberID string, gen int32, top
 	req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: p, Offset: offset, LeaderEpoch: 3}}}}
 	var code int16 = -100
 	h.c.OffsetCommit(h.now, req, func(r *kmsg.OffsetCommitResponse) { code = r.Topics[0].Partitions[0].ErrorCode })
+	h.flush()
 	if code == -100 {
 		h.t.Fatal("OffsetCommit not answered")
 	}

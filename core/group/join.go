@@ -16,8 +16,8 @@ func (c *Coordinator) JoinGroup(nowNs int64, cl Client, req *kmsg.JoinGroupReque
 	fail := func(memberID string, err *kerr.Error) {
 		reply(joinError(req.Version, memberID, err))
 	}
-	if req.Group == "" {
-		fail(req.MemberID, kerr.InvalidGroupID)
+	if err := c.groupStatus(req.Group); err != nil {
+		fail(req.MemberID, err)
 		return
 	}
 	if req.SessionTimeoutMillis < c.cfg.MinSessionTimeoutMs || req.SessionTimeoutMillis > c.cfg.MaxSessionTimeoutMs {
@@ -245,6 +245,11 @@ func (c *Coordinator) replaceStaticMember(g *group, j *joinArgs, oldID, newID st
 	switch g.state {
 	case Stable:
 		if g.protocol != nil && *g.protocol == g.selectProtocol() {
+			// The new member id is stored so that a new coordinator
+			// knows it; the member is answered at once (Kafka waits for
+			// the write, and reverts the replacement if it fails; here a
+			// lost write only makes the member rejoin after a failover).
+			c.persist(g.id, []Record{groupRecord(g, c.host.WallMs())})
 			reply := m.join
 			m.join = nil
 			skip := m.joinVersion >= 9 // KIP-814: the leader need not reassign
@@ -352,8 +357,12 @@ func (c *Coordinator) completeJoin(g *group) {
 	}
 	if len(g.members) == 0 {
 		g.protocol = nil
+		g.leader = ""
 		g.transition(Empty, c.nowNs)
 		c.log.Info("group is now empty", "group", g.id, "generation", g.generation)
+		// Stored so that generations keep counting up after a failover,
+		// and offset retention counts from now (KIP-211).
+		c.persist(g.id, []Record{groupRecord(g, c.host.WallMs())})
 		return
 	}
 	p := g.selectProtocol()

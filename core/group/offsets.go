@@ -7,14 +7,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/bugs"
 )
 
-// OffsetCommit handles an OffsetCommit request (v2-v9 fields). Offsets are
-// kept in memory only, so the reply is called before OffsetCommit returns;
-// it is a callback because a durable store will answer once the commit is
-// written.
+// OffsetCommit handles an OffsetCommit request (v2-v9 fields). The commit
+// is written to __consumer_offsets and answered once it is committed there
+// (replicated like acks=all); only then do later OffsetFetch requests see
+// it. A failed write answers every partition with the host's error (the
+// commit may or may not have taken effect).
 //
-// Checks follow Kafka: a partition that does not exist gets
+// Checks follow Kafka: a group this coordinator does not serve gets the
+// host's error (an empty group id is a valid one here, as in Kafka); a partition that does not exist gets
 // UNKNOWN_TOPIC_OR_PARTITION whatever else happens; then the group decides
 // for the rest (a member's commit must carry its id and the current
 // generation; a commit with generation -1 and no member id, a "simple"
@@ -26,6 +30,7 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 	c.begin(nowNs)
 	defer c.end()
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	owned := c.host.Owns(req.Group)
 	valid := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
@@ -33,9 +38,12 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
-			if c.exists == nil || !c.exists(t.Topic, p.Partition) {
+			switch {
+			case owned != nil:
+				rp.ErrorCode = owned.Code
+			case !c.host.Exists(t.Topic, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			} else {
+			default:
 				valid++
 			}
 			rt.Partitions = append(rt.Partitions, rp)
@@ -47,6 +55,14 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 		return
 	}
 	g, err := c.commitGroup(req)
+	type commit struct {
+		rp *kmsg.OffsetCommitResponseTopicPartition
+		tp topicPartition
+		o  committed
+	}
+	var commits []commit
+	var recs []Record
+	wallMs := c.host.WallMs()
 	for ti, t := range req.Topics {
 		for pi, p := range t.Partitions {
 			rp := &resp.Topics[ti].Partitions[pi]
@@ -69,13 +85,41 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 			if req.Version >= 6 {
 				o.leaderEpoch = p.LeaderEpoch
 			}
+			expireMs := int64(-1)
 			if req.Version >= 2 && req.Version <= 4 && req.RetentionTimeMillis >= 0 {
 				o.expireNs = c.nowNs + req.RetentionTimeMillis*msNs
+				expireMs = wallMs + req.RetentionTimeMillis
 			}
-			g.offsets[topicPartition{t.Topic, p.Partition}] = o
+			tp := topicPartition{t.Topic, p.Partition}
+			commits = append(commits, commit{rp, tp, o})
+			recs = append(recs, offsetRecord(g.id, tp, o, wallMs, expireMs))
 		}
 	}
-	reply(resp)
+	if len(recs) == 0 {
+		reply(resp)
+		return
+	}
+	for _, cm := range commits {
+		g.pendingCommits = append(g.pendingCommits, cm.tp)
+	}
+	c.host.Append(g.id, recs, func(nowNs int64, werr *kerr.Error) {
+		c.begin(nowNs)
+		defer c.end()
+		for _, cm := range commits {
+			if i := slices.Index(g.pendingCommits, cm.tp); i >= 0 {
+				g.pendingCommits = slices.Delete(g.pendingCommits, i, i+1)
+			}
+			switch {
+			case werr != nil:
+				cm.rp.ErrorCode = werr.Code
+			case !g.deleted:
+				// A group deleted meanwhile buried this commit with
+				// its tombstones: it is not applied.
+				g.offsets[cm.tp] = cm.o
+			}
+		}
+		reply(resp)
+	})
 }
 
 // commitGroup finds the group a commit goes to and checks the committer
@@ -100,7 +144,7 @@ func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.
 		if err := g.validateMember(req.MemberID, req.InstanceID); err != nil {
 			return nil, err
 		}
-		if req.Generation != g.generation {
+		if req.Generation != g.generation && !(bugs.On(bugs.StaleGenerationCommit) && req.Generation < g.generation) {
 			return nil, kerr.IllegalGeneration
 		}
 	} else if g.state != Empty {
@@ -122,7 +166,9 @@ func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.
 }
 
 // OffsetFetch handles an OffsetFetch request: one group for v0-v7, a batch
-// of groups for v8+. Null topics (v2+) ask for every committed partition,
+// of groups for v8+. A group this coordinator does not serve gets the
+// host's error (per group from v8). It answers from committed state only:
+// a commit still being written is not seen. Null topics (v2+) ask for every committed partition,
 // sorted by topic and partition. A partition without a commit, or a group
 // that does not exist, gets offset -1 and no error, as in Kafka. The
 // KIP-848 member id and epoch of v9 do not apply to classic groups and are
@@ -141,6 +187,11 @@ func (c *Coordinator) OffsetFetch(nowNs int64, req *kmsg.OffsetFetchRequest) *km
 			}
 			fg := kmsg.NewOffsetFetchResponseGroup()
 			fg.Group = rg.Group
+			if err := c.host.Owns(rg.Group); err != nil {
+				fg.ErrorCode = err.Code
+				resp.Groups = append(resp.Groups, fg)
+				continue
+			}
 			for _, ft := range c.fetchOffsets(rg.Group, all, topics) {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
 				gt.Topic = ft.topic
@@ -152,6 +203,21 @@ func (c *Coordinator) OffsetFetch(nowNs int64, req *kmsg.OffsetFetchRequest) *km
 				fg.Topics = append(fg.Topics, gt)
 			}
 			resp.Groups = append(resp.Groups, fg)
+		}
+		return resp
+	}
+	if err := c.host.Owns(req.Group); err != nil {
+		// v0 and v1 have no top-level error: each partition carries it.
+		resp.ErrorCode = err.Code
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.ErrorCode = p, -1, err.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
 	}
@@ -251,10 +317,85 @@ func (c *Coordinator) DeleteTopicOffsets(nowNs int64, topic string) {
 	defer c.end()
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
-		for tp := range g.offsets {
+		var tombstones []Record
+		for _, tp := range g.sortedOffsets() {
 			if tp.topic == topic {
 				delete(g.offsets, tp)
+				tombstones = append(tombstones, offsetTombstone(g.id, tp))
+			}
+		}
+		if len(tombstones) > 0 {
+			c.persist(g.id, tombstones)
+		}
+	}
+}
+
+// OffsetDelete handles an OffsetDelete request (KIP-496), as Kafka's
+// handleDeleteOffsets: the group must exist; an Empty group loses any
+// offset asked for; a consumer group with members keeps the offsets of
+// topics a member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC) and loses the
+// others; any other group with members answers NON_EMPTY_GROUP. exists
+// has already weeded out partitions that do not exist (their codes are
+// set). As in Kafka, the answer does not wait for the tombstones.
+func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, resp *kmsg.OffsetDeleteResponse) {
+	c.begin(nowNs)
+	defer c.end()
+	if err := c.host.Owns(req.Group); err != nil {
+		resp.ErrorCode = err.Code
+		return
+	}
+	g := c.groups[req.Group]
+	switch {
+	case g == nil:
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		return
+	case g.state != Empty && g.protocolType != "consumer":
+		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		return
+	}
+	subscribed := g.subscribedTopics()
+	var tombstones []Record
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			if rp.ErrorCode != 0 {
+				continue
+			}
+			if g.state != Empty && subscribed[rt.Topic] {
+				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+				continue
+			}
+			tp := topicPartition{rt.Topic, rp.Partition}
+			if _, ok := g.offsets[tp]; ok {
+				delete(g.offsets, tp)
+				tombstones = append(tombstones, offsetTombstone(g.id, tp))
 			}
 		}
 	}
+	if len(tombstones) > 0 {
+		c.log.Info("deleted committed offsets", "group", g.id, "count", len(tombstones))
+		c.persist(g.id, tombstones)
+	}
+}
+
+// subscribedTopics is the union of the topics the members subscribe to,
+// from their consumer protocol metadata for the selected protocol (Kafka's
+// ConsumerProtocol); metadata that does not decode subscribes to nothing,
+// as in Kafka.
+func (g *group) subscribedTopics() map[string]bool {
+	topics := map[string]bool{}
+	if g.protocol == nil || g.protocolType != "consumer" {
+		return topics
+	}
+	for _, m := range g.members {
+		var md kmsg.ConsumerMemberMetadata
+		if err := md.ReadFrom(m.metadata(*g.protocol)); err != nil {
+			continue
+		}
+		for _, t := range md.Topics {
+			topics[t] = true
+		}
+	}
+	return topics
 }

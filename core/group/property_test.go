@@ -24,7 +24,13 @@ import (
 //   - a member, once removed, never comes back and never again gets a
 //     successful answer to anything;
 //   - every held JoinGroup and SyncGroup is answered exactly once, and all
-//     of them are answered once the clients go quiet long enough.
+//     of them are answered once the clients go quiet long enough;
+//   - a failover (the coordinator unloaded, a new one replaying what was
+//     written) keeps the latest generation any member synced, with the
+//     assignment its leader gave, and the latest acknowledged commit.
+//     Membership changes not yet stored may be undone by a failover (as
+//     in Kafka), so the removal properties restart from the new
+//     coordinator's view.
 
 var protocolChoices = [][]string{{"range"}, {"range", "sticky"}, {"sticky", "range"}, {"sticky"}}
 
@@ -72,6 +78,11 @@ type propModel struct {
 	removed     map[string]bool
 	outstanding map[int]string // held calls not yet answered, by call number
 	calls       int
+	// syncedGen is the latest generation a member synced; committed the
+	// latest acknowledged commit of g's t-0, nextOffset the next one made.
+	syncedGen  int32
+	committed  int64
+	nextOffset int64
 }
 
 func (m *propModel) call(kind string) (num int, answered func()) {
@@ -97,6 +108,7 @@ func (m *propModel) join(a *propActor, version int16, protocols []string) {
 	req.ProtocolType = "consumer"
 	req.Protocols = protos(protocols...)
 	a.waiting = true
+	defer m.h.flush()
 	m.h.c.JoinGroup(m.h.now, Client{ID: a.client, Host: "/h"}, req, func(r *kmsg.JoinGroupResponse) {
 		answered()
 		a.waiting = false
@@ -159,10 +171,12 @@ func (m *propModel) sync(a *propActor) {
 		if r.ErrorCode == 0 {
 			a.phase = settled
 			m.syncs = append(m.syncs, propSync{gen: gen, member: id, assignment: r.MemberAssignment})
+			m.syncedGen = max(m.syncedGen, gen)
 		} else {
 			a.phase = needJoin
 		}
 	})
+	m.h.flush()
 	// The leader's assignment took effect if this very call made the group
 	// stable in its generation.
 	gi, _ := m.h.c.Group("g")
@@ -235,6 +249,54 @@ func (m *propModel) check() {
 	}
 }
 
+// failover moves the group to a new coordinator that replays what the old
+// one wrote, and checks what must survive.
+func (m *propModel) failover() {
+	m.h.c.Unload(m.h.now, 0, func(string) bool { return true })
+	if len(m.outstanding) != 0 {
+		m.t.Fatalf("unload left calls unanswered: %v", m.outstanding)
+	}
+	m.h.reload()
+	gi, ok := m.h.c.Group("g")
+	if off, _ := m.h.c.Committed("g", "t", 0); m.committed > 0 && off != m.committed {
+		m.t.Fatalf("after failover the committed offset is %d, want %d", off, m.committed)
+	}
+	if m.syncedGen > 0 {
+		if !ok || gi.Generation < m.syncedGen {
+			m.t.Fatalf("after failover the group is at generation %d (exists %v), but generation %d was synced", gi.Generation, ok, m.syncedGen)
+		}
+		if gi.Generation == m.syncedGen && gi.State == Stable {
+			for _, mi := range gi.Members {
+				if want := m.applied[gi.Generation][mi.ID]; !bytes.Equal(want, mi.Assignment) {
+					m.t.Fatalf("after failover %s holds %q in generation %d, the leader assigned %q", mi.ID, mi.Assignment, gi.Generation, want)
+				}
+			}
+		}
+	}
+	// Generations past the stored one may be formed again, by other
+	// members; removals not stored are undone.
+	m.maxGen = gi.Generation
+	for _, byGen := range []map[int32][]string{m.membersOf, m.joinedIn} {
+		for gen := range byGen {
+			if gen > gi.Generation {
+				delete(byGen, gen)
+			}
+		}
+	}
+	for gen := range m.leaderOf {
+		if gen > gi.Generation {
+			delete(m.leaderOf, gen)
+		}
+	}
+	for gen := range m.applied {
+		if gen > gi.Generation {
+			delete(m.applied, gen)
+		}
+	}
+	clear(m.removed)
+	clear(m.everMember)
+}
+
 func TestGroupProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		cfg := testConfig()
@@ -304,10 +366,16 @@ func TestGroupProperties(t *testing.T) {
 			},
 			"commit": func(rt *rapid.T) {
 				a := actor()
-				if code := m.h.commit(8, "g", a.id, a.gen, "t", 0, 1); code == 0 && a.id != "" && m.removed[a.id] {
+				m.nextOffset++
+				code := m.h.commit(8, "g", a.id, a.gen, "t", 0, m.nextOffset)
+				if code == 0 && a.id != "" && m.removed[a.id] {
 					rt.Fatalf("removed member %s committed", a.id)
 				}
+				if code == 0 {
+					m.committed = m.nextOffset
+				}
 			},
+			"failover": func(rt *rapid.T) { m.failover() },
 			"time": func(rt *rapid.T) {
 				m.h.advance(int64(rapid.IntRange(0, 15000).Draw(rt, "ms")))
 			},

@@ -3,6 +3,8 @@ package group
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/bugs"
 )
 
 // SyncGroup handles a SyncGroup request. During CompletingRebalance the
@@ -12,8 +14,8 @@ import (
 func (c *Coordinator) SyncGroup(nowNs int64, req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupResponse)) {
 	c.begin(nowNs)
 	defer c.end()
-	if req.Group == "" {
-		reply(syncError(kerr.InvalidGroupID))
+	if err := c.groupStatus(req.Group); err != nil {
+		reply(syncError(err))
 		return
 	}
 	g := c.getOrCreate(req.Group, false)
@@ -53,16 +55,16 @@ func (c *Coordinator) SyncGroup(nowNs int64, req *kmsg.SyncGroupRequest, reply f
 			// ids it names that are not members are ignored; a
 			// repeated id takes its last assignment.
 			for _, x := range g.members {
-				x.assignment = []byte{}
+				if !bugs.On(bugs.AssignmentOverlap) {
+					x.assignment = []byte{}
+				}
 			}
 			for _, a := range req.GroupAssignment {
 				if x := g.byID[a.MemberID]; x != nil {
 					x.assignment = a.MemberAssignment
 				}
 			}
-			c.propagateAssignment(g, nil)
-			g.transition(Stable, c.nowNs)
-			c.clearSyncDeadlineIfDone(g)
+			c.storeAssignment(g)
 		}
 	case Stable:
 		m.pendingSync = false
@@ -72,6 +74,34 @@ func (c *Coordinator) SyncGroup(nowNs int64, req *kmsg.SyncGroupRequest, reply f
 	default:
 		reply(syncError(kerr.UnknownMemberID))
 	}
+}
+
+// storeAssignment writes the generation the leader just assigned, and
+// hands the assignment to the members once it is committed, as Kafka's
+// storeGroup: after a failover the new coordinator then knows the
+// generation and who owns what, so it can never hand out the same
+// generation number with another assignment. Members keep waiting in
+// SyncGroup meanwhile; if the group moved on (a member left, the
+// generation changed), the write is simply superseded.
+func (c *Coordinator) storeAssignment(g *group) {
+	gen := g.generation
+	c.host.Append(g.id, []Record{groupRecord(g, c.host.WallMs())}, func(nowNs int64, err *kerr.Error) {
+		c.begin(nowNs)
+		defer c.end()
+		if g.deleted || g.state != CompletingRebalance || g.generation != gen {
+			return
+		}
+		c.touch(g)
+		if err != nil {
+			c.log.Warn("storing the group's assignment failed", "group", g.id, "generation", gen, "err", err)
+			c.resetAndPropagateAssignmentError(g, err)
+			c.maybePrepareRebalance(g, "storing the assignment failed")
+			return
+		}
+		c.propagateAssignment(g, nil)
+		g.transition(Stable, c.nowNs)
+		c.clearSyncDeadlineIfDone(g)
+	})
 }
 
 // clearSyncDeadlineIfDone disarms the sync timeout once every member of the
@@ -140,8 +170,8 @@ func (c *Coordinator) Heartbeat(nowNs int64, req *kmsg.HeartbeatRequest) *kmsg.H
 	c.begin(nowNs)
 	defer c.end()
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
+	if err := c.groupStatus(req.Group); err != nil {
+		resp.ErrorCode = err.Code
 		return resp
 	}
 	g := c.getOrCreate(req.Group, false)
@@ -183,8 +213,8 @@ func (c *Coordinator) LeaveGroup(nowNs int64, req *kmsg.LeaveGroupRequest) *kmsg
 	if req.Version < 3 {
 		leaving = []kmsg.LeaveGroupRequestMember{{MemberID: req.MemberID}}
 	}
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
+	if err := c.groupStatus(req.Group); err != nil {
+		resp.ErrorCode = err.Code
 		return resp
 	}
 	g := c.getOrCreate(req.Group, false)

@@ -12,7 +12,8 @@
 // Ordering rules the drivers must keep, because the core's correctness
 // depends on them:
 //   - Disk operations that share a Lane run one at a time, in the order they
-//     were emitted; a Sync covers every Write emitted before it on its lane.
+//     were emitted; a Sync covers every Write emitted before it on its lane,
+//     and a Read sees every Write emitted before it on its lane.
 //   - Sends on one connection leave in the order they were emitted.
 //   - A file named by a Send's Chunk must stay readable until the send is
 //     done, even if a later effect removes it (production keeps the open
@@ -21,5 +22,7 @@
 // Boot is the one exception to "no IO through the core": before a node
 // starts, recovery reads its log directories through the read-only BootFS.
 // It runs before the first Input, through an interface the simulator
-// implements deterministically, so replay is unaffected.
+// implements deterministically, so replay is unaffected. At run time the
+// core reads files like any other disk operation: it emits an OpRead and
+// gets the bytes back in its DiskDone.
 package port

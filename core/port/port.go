@@ -63,6 +63,10 @@ type CheckedBatch struct {
 type DiskDone struct {
 	Op  OpID
 	Err error
+	// Data is, for OpRead, the bytes read: exactly the op's Len bytes on
+	// success, nil on failure. Reading past the file's end is an error.
+	// Other ops leave it nil.
+	Data []byte
 }
 
 // Wake is delivered when the time the core asked for in Ready.WakeAtMonoNs
@@ -146,9 +150,15 @@ const (
 	OpRemove
 	// OpRemoveAll deletes directory Path and everything below it.
 	OpRemoveAll
+	// OpRead reads Len bytes at Pos of file Path; DiskDone.Data holds
+	// them. Like every op it runs in order with the other ops of its
+	// Lane, so it sees the writes emitted before it on that lane (from
+	// the page cache: they need not have been synced). A missing file or
+	// a range past the file's end fails.
+	OpRead
 )
 
-var opNames = [...]string{"", "mkdir", "write", "fsync", "syncdir", "truncate", "rename", "remove", "removeall"}
+var opNames = [...]string{"", "mkdir", "write", "fsync", "syncdir", "truncate", "rename", "remove", "removeall", "read"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {
@@ -170,6 +180,8 @@ type DiskOp struct {
 	To   string
 	Pos  int64
 	Data []byte
+	// Len is the number of bytes to read; only OpRead uses it.
+	Len int64
 }
 
 // SendPeer sends one message to another node of the cluster. It is best

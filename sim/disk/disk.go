@@ -3,6 +3,7 @@ package disk
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"syscall"
 
 	"github.com/weirmq/weir/core/port"
@@ -23,7 +24,7 @@ type Config struct {
 	WriteEIO rng.Ratio // per write
 	SyncEIO  rng.Ratio // per fsync (file or directory)
 	NoSpace  rng.Ratio // per write
-	BitFlip  rng.Ratio // per file range read for a fetch response
+	BitFlip  rng.Ratio // per file range read for a response or by an OpRead
 
 	// KeepSector is the chance that an unsynced sector survives a machine
 	// crash; KeepDirOps the chance that a directory keeps its unsynced
@@ -80,7 +81,7 @@ type lane struct {
 
 type pending struct {
 	op   port.DiskOp
-	done func(error)
+	done func(data []byte, err error)
 }
 
 // New returns an empty disk.
@@ -97,10 +98,11 @@ var (
 // BootFS is the read-only view recovery reads through.
 func (d *Disk) BootFS() port.BootFS { return bootFS{d} }
 
-// Submit queues op on its lane; done is called when it completes, with the
-// error it failed with. After a crash, done is never called for ops
-// submitted before it.
-func (d *Disk) Submit(op port.DiskOp, done func(error)) {
+// Submit queues op on its lane; done is called when it completes, with
+// what an OpRead read (nil for other ops and on failure) and the error the
+// op failed with. After a crash, done is never called for ops submitted
+// before it.
+func (d *Disk) Submit(op port.DiskOp, done func(data []byte, err error)) {
 	l := d.lanes[op.Lane]
 	if l == nil {
 		l = &lane{}
@@ -127,7 +129,7 @@ func (d *Disk) start(l *lane) {
 		}
 		l.queue = l.queue[1:]
 		l.busy = false
-		err := d.exec(p.op)
+		data, err := d.exec(p.op)
 		if len(l.queue) > 0 {
 			d.start(l)
 		}
@@ -141,18 +143,18 @@ func (d *Disk) start(l *lane) {
 				}
 			}
 		}
-		p.done(err)
+		p.done(data, err)
 	})
 }
 
-// exec applies a completed operation, or fails it.
-func (d *Disk) exec(op port.DiskOp) error {
+// exec applies a completed operation, or fails it. data is what an OpRead
+// read.
+func (d *Disk) exec(op port.DiskOp) (data []byte, err error) {
 	if err := d.inject(op); err != nil {
 		d.tr.Addf("disk", "%s %s failed: %v", op.Kind, op.Path, err)
 		d.tainted = true
-		return err
+		return nil, err
 	}
-	var err error
 	switch op.Kind {
 	case port.OpMkdir:
 		err = d.mkdirAll(op.Path)
@@ -186,6 +188,8 @@ func (d *Disk) exec(op port.DiskOp) error {
 		err = d.remove(op.Path, false)
 	case port.OpRemoveAll:
 		err = d.remove(op.Path, true)
+	case port.OpRead:
+		data, err = d.read(op)
 	default:
 		err = fmt.Errorf("unknown op kind %d", op.Kind)
 	}
@@ -195,7 +199,30 @@ func (d *Disk) exec(op port.DiskOp) error {
 			d.cfg.Unexpected(fmt.Sprintf("disk op failed without an injected fault: %v", err))
 		}
 	}
-	return err
+	return data, err
+}
+
+// read carries out an OpRead from the page cache (the file's current
+// content, as ReadForSend reads it). The core reads only ranges it knows
+// exist, so a missing file or a range past the end fails, and exec reports
+// it as unexpected. A bit may be flipped in the copy handed back, as in
+// ReadForSend: the reader checks CRCs, and the file itself is unharmed, so
+// reading again gives the right bytes.
+func (d *Disk) read(op port.DiskOp) ([]byte, error) {
+	f, err := d.file(op.Path, false)
+	if err != nil {
+		return nil, err
+	}
+	if op.Pos < 0 || op.Len < 0 || op.Pos+op.Len > int64(len(f.cur)) {
+		return nil, fmt.Errorf("[%d, %d) past its end %d: %w", op.Pos, op.Pos+op.Len, len(f.cur), io.ErrUnexpectedEOF)
+	}
+	out := make([]byte, op.Len)
+	copy(out, f.cur[op.Pos:])
+	if d.Faults && d.rnd.Chance(d.cfg.BitFlip) && flipCovered(out, d.rnd) {
+		d.counts.Inc(fault.DiskBitFlip)
+		d.tr.Addf("disk", "read %s [%d, %d): a bit flipped", op.Path, op.Pos, op.Pos+op.Len)
+	}
+	return out, nil
 }
 
 // inject decides whether op fails, and applies what a failing op leaves

@@ -20,14 +20,18 @@
 //   - Operations of one lane run one at a time in submission order, each
 //     taking a drawn latency; lanes run in parallel. An operation takes
 //     effect when it completes; a crash drops operations not yet completed.
+//     An OpRead reads the current content at the moment it completes, and
+//     its bytes reach the node with the completion.
 //   - Faults: slow operations; EIO on write (a prefix of its sectors may
 //     have landed) and on fsync (with DropOnSyncError, as Linux may, the
 //     unsynced sectors of that file are then partly lost from the page cache
 //     too); ENOSPC on write (nothing landed); a flipped bit in record data
-//     read for a fetch response, only inside the part of a batch its CRC
-//     covers, never in data read by recovery.
+//     read for a response (a fetch, or a cluster message's file chunks) or
+//     by an OpRead, only inside the part of a batch its CRC covers, and
+//     only in the copy read (reading again gives the right bytes); never
+//     in data read by recovery. Reads never fail with EIO.
 //
 // An operation that fails without an injected fault (a missing file, a
-// Send past a file's end) is a bug in the node, not a disk fault: it is
-// reported through Config.Unexpected and fails the run.
+// Send or an OpRead past a file's end) is a bug in the node, not a disk
+// fault: it is reported through Config.Unexpected and fails the run.
 package disk

@@ -28,7 +28,7 @@ type logDriver struct {
 func (ld *logDriver) issue(ops []partlog.Op) {
 	l := ld.l
 	for _, op := range ops {
-		ld.d.Submit(op.DiskOp, func(err error) {
+		ld.d.Submit(op.DiskOp, func(_ []byte, err error) {
 			if err != nil {
 				ld.t.Fatalf("%s %s: %v", op.Kind, op.Path, err)
 			}
@@ -181,7 +181,7 @@ func TestRecoveryGap(t *testing.T) {
 	l, ops := partlog.New("t-0", lcfg)
 	submit := func(ops []partlog.Op) {
 		for _, op := range ops {
-			d.Submit(op.DiskOp, func(err error) {
+			d.Submit(op.DiskOp, func(_ []byte, err error) {
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -25,6 +25,9 @@ func describeInput(in port.Input) string {
 		return s
 	case port.DiskDone:
 		s := "in: disk op " + strconv.FormatUint(uint64(in.Op), 10) + " done"
+		if in.Data != nil {
+			s += " (" + strconv.Itoa(len(in.Data)) + " bytes read)"
+		}
 		if in.Err != nil {
 			s += ": " + in.Err.Error()
 		}
@@ -49,6 +52,8 @@ func describeEffect(e port.Effect) string {
 			s += " @" + strconv.FormatInt(e.Pos, 10) + "+" + strconv.Itoa(len(e.Data))
 		case port.OpTruncate:
 			s += " to " + strconv.FormatInt(e.Pos, 10)
+		case port.OpRead:
+			s += " @" + strconv.FormatInt(e.Pos, 10) + "+" + strconv.FormatInt(e.Len, 10)
 		case port.OpRename:
 			s += " -> " + e.To
 		}

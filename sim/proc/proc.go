@@ -236,7 +236,7 @@ func (n *Node) ready() {
 		n.tr.Add(n.name(), describeEffect(e))
 		switch e := e.(type) {
 		case port.DiskOp:
-			n.Disk.Submit(e, func(err error) { n.diskDone(inc, e, err) })
+			n.Disk.Submit(e, func(data []byte, err error) { n.diskDone(inc, e, data, err) })
 		case port.Send:
 			n.send(e)
 		case port.CloseConn:
@@ -278,14 +278,14 @@ func (n *Node) ready() {
 	}
 }
 
-func (n *Node) diskDone(inc uint64, op port.DiskOp, err error) {
+func (n *Node) diskDone(inc uint64, op port.DiskOp, data []byte, err error) {
 	if inc != n.inc {
 		return
 	}
 	if err != nil && (errors.Is(err, disk.ErrIO) || errors.Is(err, disk.ErrNoSpace)) && n.StorageError != nil {
 		n.StorageError()
 	}
-	n.input(inc, port.DiskDone{Op: op.ID, Err: err})
+	n.input(inc, port.DiskDone{Op: op.ID, Err: err, Data: data})
 }
 
 // send assembles a response frame (reading file chunks from the page cache
