@@ -234,6 +234,11 @@ func (c *Config) drawGroups() {
 	}
 	c.Workload.Groups = int(r.Range(1, 2))
 	c.Workload.GroupMembers = int(r.Range(1, 4))
+	// Few partitions of __consumer_offsets, so that groups share one
+	// often and each replays a log of some length; Kafka's 50 would cost
+	// the simulator more than it finds. Without groups the topic is never
+	// created.
+	c.Broker["offsets.topic.num.partitions"] = strconv.FormatInt(r.Range(1, 4), 10)
 }
 
 // drawSnapshots makes half the seeds snapshot their metadata log often, so

@@ -224,7 +224,7 @@ func (n *Node) coordinatorChanged(p *partition) {
 // __consumer_offsets this node no longer leads: its pending writes fail
 // NOT_COORDINATOR, then what its groups hold is answered so.
 func (n *Node) unloadCoordinator(p *partition) {
-	if n.offsetsLoads[p.index] == nil {
+	if p.topic.name != offsetsTopic || n.offsetsLoads[p.index] == nil {
 		return
 	}
 	delete(n.offsetsLoads, p.index)

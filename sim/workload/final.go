@@ -43,6 +43,11 @@ func (f *final) metadata(done func()) {
 			if mt.Topic == nil || f.w.cfg.ForeignPrefix != "" && strings.HasPrefix(*mt.Topic, f.w.cfg.ForeignPrefix) {
 				continue
 			}
+			if mt.IsInternal {
+				// __consumer_offsets takes no produce from clients; the
+				// group members' commits and the group checker cover it.
+				continue
+			}
 			if mt.ErrorCode != 0 {
 				// KAFKA_STORAGE_ERROR and the like: not ready yet.
 				f.w.Loop.After(100*sched.Millisecond, func() { f.metadata(done) })
