@@ -2,10 +2,11 @@ package broker
 
 // OffsetCommit v2-v9.
 //
-// Committed offsets are kept in memory only in this version: they do not
-// survive a restart of the node (the durable __consumer_offsets topic comes
-// next). Until then a group that restarts with its broker resumes from its
-// auto.offset.reset position.
+// Commits go to the group's coordinator (the leader of its partition of
+// __consumer_offsets), which answers once the commit is replicated there
+// like an acks=all produce; a write that fails or times out
+// (offsets.commit.timeout.ms) answers COORDINATOR_NOT_AVAILABLE or
+// NOT_COORDINATOR, as Kafka maps them, and the client retries.
 //
 // v9 is the first version KIP-848 consumers may use; its fields are those of
 // v8, and for classic groups it differs only in answering GROUP_ID_NOT_FOUND

@@ -30,8 +30,19 @@
 //   - Client input never panics the coordinator; internal invariants are
 //     asserted.
 //
-// Committed offsets live in memory only: they do not survive a restart of
-// the node. The durable __consumer_offsets topic is the next step; until
-// then a consumer group that restarts with its broker starts again from its
-// auto.offset.reset position.
+// Durability: a coordinator serves the groups of the __consumer_offsets
+// partitions its node leads (Host.Owns says which). It writes Kafka's
+// records there through Host.Append: an offset commit record per committed
+// partition, and a group metadata record (generation, protocol, leader,
+// members with their assignments) when a generation's assignment is
+// handed out, when a group becomes empty and when a static member is
+// replaced; tombstones when offsets expire or are deleted and when a group
+// goes. A commit is answered, and becomes visible to OffsetFetch, only once
+// its write is committed (replicated like acks=all); members get their
+// assignment only once the generation is, so a new coordinator that
+// replays the partition (BeginLoad, Replay, Loaded) never hands out a
+// generation number a member already holds with a different assignment,
+// and never forgets an acknowledged commit. Membership changes not yet
+// stored (a member that joined or left since the last stored generation)
+// may be undone by a failover, as in Kafka: the members concerned rejoin.
 package group
