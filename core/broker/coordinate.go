@@ -188,7 +188,7 @@ func (n *Node) createOffsetsTopic() {
 // partition newly led (once its high watermark covers its log, so that
 // the replay reads only committed records) starts loading.
 func (n *Node) coordinatorChanged(p *partition) {
-	if p.topic.name != offsetsTopic || p.lead == nil {
+	if p.topic.name != offsetsTopic || p.lead == nil || n.storageErr != nil {
 		return
 	}
 	n.settleCoordWrites(func(w *coordWrite) (bool, *kerr.Error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 
@@ -250,7 +251,11 @@ func (n *Node) failStorage(err error) {
 		pp.failAll(n, kerr.KafkaStorageError)
 	}
 	n.produces = nil
-	n.settleCoordWrites(func(*coordWrite) (bool, *kerr.Error) { return true, kerr.NotCoordinator })
+	// Kafka unloads the groups of an offline log directory: what they
+	// hold is answered NOT_COORDINATOR, and no rebalance completes here.
+	for _, i := range slices.Sorted(maps.Keys(n.offsetsLoads)) {
+		n.unloadCoordinator(n.offsetsLoads[i].part)
+	}
 	for _, f := range n.replicaFetches {
 		n.answerReplicaFetch(f) // each partition answers KAFKA_STORAGE_ERROR
 	}

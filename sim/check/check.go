@@ -27,14 +27,22 @@ type Failure struct {
 
 func (f Failure) String() string { return fmt.Sprintf("%s (%s): %s", f.Checker, f.Claim, f.Msg) }
 
-// Part names one partition of one topic incarnation.
+// Part names one partition of one topic incarnation, or, with Group set,
+// that consumer group's committed offset of a partition of the topic
+// (the groups read topics that are never deleted, so the name tells).
 type Part struct {
 	ID        history.TopicID
 	Topic     string
 	Partition int32
+	Group     string
 }
 
-func (p Part) String() string { return fmt.Sprintf("%s[%d] (id %s)", p.Topic, p.Partition, p.ID) }
+func (p Part) String() string {
+	if p.Group != "" {
+		return fmt.Sprintf("group %s, %s[%d]", p.Group, p.Topic, p.Partition)
+	}
+	return fmt.Sprintf("%s[%d] (id %s)", p.Topic, p.Partition, p.ID)
+}
 
 // Retention is a topic's retention configuration; -1 disables a limit.
 type Retention struct{ Ms, Bytes int64 }
@@ -61,7 +69,7 @@ func Run(in Input, porcupineTimeoutSec int) []Failure {
 	out = append(out, Anomalies(parts)...)
 	out = append(out, Durability(parts, in)...)
 	out = append(out, Idempotence(parts)...)
-	out = append(out, Groups(in.History)...)
+	out = append(out, Groups(in.History, porcupineTimeoutSec)...)
 	if len(out) == 0 {
 		out = append(out, Linearizability(parts, porcupineTimeoutSec)...)
 	}

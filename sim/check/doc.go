@@ -14,9 +14,10 @@
 //     each, in the order sent, however often they were retried.
 //   - Groups (claim 5): in one generation a partition has one owner;
 //     acknowledged commits never move back, an offset fetch sees every
-//     commit acknowledged before it, and no commit of a generation the
-//     coordinator moved past succeeds — per node incarnation, since group
-//     state lives in memory only.
+//     commit acknowledged before it, no commit of a generation the
+//     coordinator moved past succeeds, and each group's commits and offset
+//     fetches of a partition are linearizable (Porcupine, a register) —
+//     over the whole run, since group state is durable.
 //   - Monitor (claims 1 and 2, online): invariants checked as each response
 //     arrives — the high watermark a client sees never goes back (nor below
 //     an acknowledged offset), the log start never passes it, no record is

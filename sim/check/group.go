@@ -3,14 +3,18 @@ package check
 import (
 	"fmt"
 	"sort"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weirmq/weir/sim/history"
 )
 
 // Claim5 is DESIGN.md section 6's claim about consumer groups.
-const Claim5 = "claim 5: one owner per partition per generation; committed offsets never move back"
+const Claim5 = "claim 5: one owner per partition per generation; committed offsets are linearizable and never move back"
 
-// Groups checks claim 5 on the group operations members got answers to:
+// Groups checks claim 5 on the group operations of the whole run:
 //
 //   - in one generation, no partition is assigned to two members (from the
 //     SyncGroup responses the members received);
@@ -19,73 +23,52 @@ const Claim5 = "claim 5: one owner per partition per generation; committed offse
 //     OffsetFetch never returns an offset older than an acknowledged
 //     commit that completed before it began;
 //   - no commit succeeds with a generation older than one a JoinGroup
-//     response had already announced before the commit was sent.
+//     response had already announced before the commit was sent;
+//   - per group and partition, commits and offset fetches are
+//     linearizable (see offsetLinearizability).
 //
 // The workload makes the second a property of the coordinator alone: a
 // member resumes a partition from the committed offset after every sync
 // and only moves forward from there, and a member of an older generation
 // cannot commit once a newer one began (the third).
 //
-// Committed offsets and groups live in the node's memory only (see
-// core/group), so a restarted node has none, and it numbers generations
-// from the start again. Operations are therefore compared only within one
-// process incarnation: an operation belongs to the incarnation that was
-// up when it was sent if no crash fell between its call and its return; one
-// that spans a crash could have been answered by either, and is left out.
-// Across a restart an offset may vanish entirely ("no offset") or start
-// over lower, which is the documented behaviour, not a violation.
-func Groups(h *history.History) []Failure {
+// Groups and committed offsets are durable: they are written to
+// __consumer_offsets and move with its partitions' leaders, so every check
+// spans the whole history, node crashes and coordinator moves included. A
+// group's generations never go back while it lives, and a group is
+// deleted (and would number from 0 again) only by the retention sweep,
+// every offsets.retention.check.interval.ms, ten minutes by default,
+// longer than any run.
+//
+// A commit counts as acknowledged for a partition answered with no
+// error; one answered with an error or not at all is unacknowledged (see
+// maybeCommitted for which of those may still have taken effect).
+func Groups(h *history.History, timeoutSec int) []Failure {
 	var out []Failure
-	fail := func(format string, args ...any) {
-		out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf(format, args...)})
-	}
-	// byKey groups operations by group and incarnation.
-	type key struct {
-		group string
-		inc   int
-	}
-	byKey := map[key][]*history.GroupOp{}
-	var keys []key
+	byGroup := map[string][]*history.GroupOp{}
+	var groups []string
 	for _, op := range h.Groups {
-		inc, ok := incarnation(h.Crashes, op.Call, op.Return)
-		if !ok {
-			continue
+		if byGroup[op.Group] == nil {
+			groups = append(groups, op.Group)
 		}
-		k := key{op.Group, inc}
-		if byKey[k] == nil {
-			keys = append(keys, k)
+		byGroup[op.Group] = append(byGroup[op.Group], op)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		ops := byGroup[g]
+		fail := func(msg string) {
+			out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf("group %s: %s", g, msg)})
 		}
-		byKey[k] = append(byKey[k], op)
+		owners(ops, fail)
+		offsets(ops, fail)
+		generations(ops, fail)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].group != keys[j].group {
-			return keys[i].group < keys[j].group
-		}
-		return keys[i].inc < keys[j].inc
-	})
-	for _, k := range keys {
-		ops := byKey[k]
-		where := fmt.Sprintf("group %s, node incarnation %d", k.group, k.inc)
-		owners(ops, func(msg string) { fail("%s: %s", where, msg) })
-		offsets(ops, func(msg string) { fail("%s: %s", where, msg) })
-		generations(ops, func(msg string) { fail("%s: %s", where, msg) })
-	}
-	return out
-}
-
-// incarnation returns which node incarnation (crashes before call) answered
-// an operation over [call, ret], unless a crash fell in between.
-func incarnation(crashes []int64, call, ret int64) (int, bool) {
-	n := sort.Search(len(crashes), func(i int) bool { return crashes[i] >= call })
-	if n < len(crashes) && crashes[n] <= ret {
-		return 0, false
-	}
-	return n, true
+	return append(out, offsetLinearizability(h.Groups, timeoutSec)...)
 }
 
 func describe(op *history.GroupOp) string {
-	return fmt.Sprintf("%s #%d by %s (member %s, gen %d, %d-%dns, error %d)",
-		op.Kind, op.ID, op.Member, op.MemberID, op.Generation, op.Call, op.Return, op.ErrCode)
+	return fmt.Sprintf("%s #%d by %s (member %s, gen %d, %s-%s, error %d)",
+		op.Kind, op.ID, op.Member, op.MemberID, op.Generation, seconds(op.Call), seconds(op.Return), op.ErrCode)
 }
 
 // owners: within a generation, each partition has at most one owner.
@@ -170,17 +153,19 @@ func offsets(ops []*history.GroupOp, fail func(string)) {
 	}
 }
 
-// generations: a commit never succeeds for a generation older than one a
-// JoinGroup response announced before the commit was sent, since by then
-// the coordinator had moved past it. Within an incarnation generations
-// only grow: a group is deleted (and would number from 0 again) only by
-// the retention sweep, every offsets.retention.check.interval.ms, ten
-// minutes by default, longer than any run.
+// generations: a commit never succeeds for a generation older than one
+// whose assignment a member received (a successful SyncGroup) before the
+// commit was sent: by then the partitions had new owners, and the
+// coordinator had stored the new generation, so no failover can take it
+// back. A JoinGroup answer alone is not enough: the generation it
+// announces is stored only with its assignment (as in Kafka), so a
+// coordinator that fails between the two comes back at the older
+// generation, and its members rightly carry on in it.
 func generations(ops []*history.GroupOp, fail func(string)) {
-	var joins []*history.GroupOp
+	var syncs []*history.GroupOp
 	for _, op := range ops {
-		if op.Kind == history.Join && op.ErrCode == 0 {
-			joins = append(joins, op)
+		if op.Kind == history.Sync && op.ErrCode == 0 {
+			syncs = append(syncs, op)
 		}
 	}
 	for _, op := range ops {
@@ -194,12 +179,159 @@ func generations(ops []*history.GroupOp, fail func(string)) {
 		if !ok {
 			continue
 		}
-		for _, j := range joins {
-			if j.Return < op.Call && j.Generation > op.Generation {
-				fail(fmt.Sprintf("a commit with generation %d succeeded after generation %d began: %s, then %s",
-					op.Generation, j.Generation, describe(j), describe(op)))
+		for _, s := range syncs {
+			if s.Return < op.Call && s.Generation > op.Generation {
+				fail(fmt.Sprintf("a commit with generation %d succeeded after generation %d was handed out: %s, then %s",
+					op.Generation, s.Generation, describe(s), describe(op)))
 				break
 			}
 		}
 	}
+}
+
+// maybeCommitted reports whether a commit answered for a partition with
+// the error code may have taken effect all the same: the coordinator
+// answers COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR or REQUEST_TIMED_OUT
+// when its write to __consumer_offsets did not complete (it may still),
+// and UNKNOWN_SERVER_ERROR (-1) is also what the workload records for an
+// answer lost or missing. COORDINATOR_LOAD_IN_PROGRESS is taken the same
+// way, to be safe. Any other error is a refusal made before the write.
+func maybeCommitted(code int16) bool {
+	switch kerr.ErrorForCode(code) {
+	case kerr.UnknownServerError, kerr.CoordinatorNotAvailable, kerr.NotCoordinator, kerr.RequestTimedOut,
+		kerr.CoordinatorLoadInProgress:
+		return true
+	}
+	return false
+}
+
+// The Porcupine model of one group's committed offset of one partition: a
+// register, initially "no offset" (-1, as OffsetFetch says it), that a
+// commit writes and a successful offset fetch reads.
+type offsetOp struct {
+	commit bool
+	offset int64
+	desc   string
+}
+
+var offsetModel = porcupine.Model{
+	Init: func() any { return int64(-1) },
+	Step: func(state, input, _ any) (bool, any) {
+		op := input.(*offsetOp)
+		if op.commit {
+			return true, op.offset
+		}
+		return state.(int64) == op.offset, state
+	},
+	Hash:              func(state any) uint64 { return uint64(state.(int64)) },
+	DescribeOperation: func(input, _ any) string { return input.(*offsetOp).desc },
+	DescribeState:     func(state any) string { return fmt.Sprintf("offset %d", state.(int64)) },
+}
+
+// offsetOperations turns commits and offset fetches into Porcupine
+// operations, by the group and partition they concern (keys in order). An
+// acknowledged commit writes between its call and return; one that may
+// have taken effect (maybeCommitted) may write at any time after its call,
+// or never, so its return is left at infinity; a refused one is left out.
+// So is one that may have taken effect but whose offset no fetch returned:
+// had it taken effect, no read could have come before the next write, so
+// leaving it out changes no verdict, and spares Porcupine a search over
+// when it did.
+func offsetOperations(ops []*history.GroupOp) ([]Part, map[Part][]porcupine.Operation) {
+	key := func(op *history.GroupOp, p history.GroupPart) Part {
+		return Part{Group: op.Group, Topic: op.Topic, Partition: p.Partition}
+	}
+	read := map[Part]map[int64]bool{}
+	for _, op := range ops {
+		if op.Kind != history.FetchOffsets {
+			continue
+		}
+		for _, p := range op.Parts {
+			if p.ErrCode != 0 {
+				continue
+			}
+			k := key(op, p)
+			if read[k] == nil {
+				read[k] = map[int64]bool{}
+			}
+			read[k][p.Offset] = true
+		}
+	}
+	var keys []Part
+	byKey := map[Part][]porcupine.Operation{}
+	add := func(k Part, o porcupine.Operation) {
+		if byKey[k] == nil {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], o)
+	}
+	for _, op := range ops {
+		for _, p := range op.Parts {
+			k := key(op, p)
+			o := porcupine.Operation{ClientId: op.Client, Call: op.Call, Return: op.Return}
+			switch {
+			case op.Kind == history.FetchOffsets && p.ErrCode == 0:
+				o.Input = &offsetOp{offset: p.Offset, desc: fmt.Sprintf("%s fetch-offsets #%d -> %d", op.Member, op.ID, p.Offset)}
+			case op.Kind != history.Commit:
+				continue
+			case p.ErrCode == 0:
+				o.Input = &offsetOp{commit: true, offset: p.Offset,
+					desc: fmt.Sprintf("%s commit #%d of %d (gen %d), acknowledged", op.Member, op.ID, p.Offset, op.Generation)}
+			case maybeCommitted(p.ErrCode) && read[k][p.Offset]:
+				o.Return = history.Infinity
+				o.Input = &offsetOp{commit: true, offset: p.Offset,
+					desc: fmt.Sprintf("%s commit #%d of %d (gen %d), error %d: outcome unknown", op.Member, op.ID, p.Offset, op.Generation, p.ErrCode)}
+			default:
+				continue
+			}
+			add(k, o)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return keys, byKey
+}
+
+// offsetLinearizability checks with Porcupine that each group's commits
+// and offset fetches of each partition are linearizable. A check that
+// times out fails: an unproven history is not a pass.
+func offsetLinearizability(ops []*history.GroupOp, timeoutSec int) []Failure {
+	var out []Failure
+	keys, byKey := offsetOperations(ops)
+	timeout := time.Duration(timeoutSec) * time.Second
+	for _, k := range keys {
+		ops := byKey[k]
+		var msg string
+		switch porcupine.CheckOperationsTimeout(offsetModel, ops, timeout) {
+		case porcupine.Ok:
+			continue
+		case porcupine.Unknown:
+			msg = fmt.Sprintf("%s: Porcupine did not finish within %ds on %d operations (a timeout is a failure)", k, timeoutSec, len(ops))
+		default:
+			msg = fmt.Sprintf("%s: the committed offset's history of %d operations is not linearizable: %s", k, len(ops),
+				explain(offsetModel, ops, timeout))
+		}
+		part := k
+		out = append(out, Failure{Checker: "group-offsets", Claim: Claim5, Part: &part, Msg: msg})
+	}
+	return out
+}
+
+// visualizeOffsets writes Porcupine's visualization of a group's committed
+// offset of a partition (p names both) and returns the file's path.
+func visualizeOffsets(h *history.History, p Part, timeoutSec int) (string, error) {
+	_, byKey := offsetOperations(h.Groups)
+	ops := byKey[p]
+	if len(ops) == 0 {
+		return "", fmt.Errorf("no history for %s", p)
+	}
+	return writeVisualization(offsetModel, ops, timeoutSec)
 }

@@ -1,19 +1,38 @@
 package check
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/weirmq/weir/sim/history"
 )
 
-// The group checker catches each violation it is for, and forgives what a
-// node restart legitimately loses.
-func TestGroups(t *testing.T) {
-	op := func(kind history.GroupKind, member string, gen int32, call, ret int64, parts ...history.GroupPart) *history.GroupOp {
-		return &history.GroupOp{Kind: kind, Group: "g", Topic: "t", Member: member, MemberID: member, Generation: gen,
-			Call: call, Return: ret, Parts: parts}
+func groupOp(kind history.GroupKind, member string, gen int32, call, ret int64, parts ...history.GroupPart) *history.GroupOp {
+	return &history.GroupOp{Kind: kind, Group: "g", Topic: "t", Member: member, MemberID: member, Generation: gen,
+		Call: call, Return: ret, Parts: parts}
+}
+
+// at is partition p at offset off, answered with no error.
+func at(p int32, off int64) history.GroupPart { return history.GroupPart{Partition: p, Offset: off} }
+
+// failed is partition p at offset off, answered with error code code.
+func failed(p int32, off int64, code int16) history.GroupPart {
+	return history.GroupPart{Partition: p, Offset: off, ErrCode: code}
+}
+
+func groupHistory(crashes []int64, ops ...*history.GroupOp) *history.History {
+	h := &history.History{Crashes: crashes}
+	for _, o := range ops {
+		h.AddGroup(o)
 	}
-	at := func(p int32, off int64) history.GroupPart { return history.GroupPart{Partition: p, Offset: off} }
+	return h
+}
+
+// The group checker catches each violation it is for. Group state is
+// durable, so a node crash excuses nothing.
+func TestGroups(t *testing.T) {
+	op := groupOp
 	cases := []struct {
 		name    string
 		ops     []*history.GroupOp
@@ -22,30 +41,116 @@ func TestGroups(t *testing.T) {
 	}{
 		{"two owners in one generation", []*history.GroupOp{
 			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 1, 0, 1, at(0, 0))}, nil, true},
+		{"two owners in one generation across a crash", []*history.GroupOp{
+			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 1, 3, 4, at(0, 0))}, []int64{2}, true},
 		{"owners in different generations", []*history.GroupOp{
 			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 2, 2, 3, at(0, 0))}, nil, false},
 		{"commit moves back", []*history.GroupOp{
 			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.Commit, "a", 1, 2, 3, at(0, 5))}, nil, true},
 		{"concurrent commits", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 3, at(0, 10)), op(history.Commit, "a", 1, 2, 4, at(0, 5))}, nil, false},
+			op(history.Commit, "a", 1, 0, 3, at(0, 10)), op(history.Commit, "a", 1, 2, 4, at(0, 5)),
+			op(history.FetchOffsets, "b", 1, 5, 6, at(0, 10))}, nil, false},
 		{"fetch misses a commit", []*history.GroupOp{
 			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, -1))}, nil, true},
 		{"offsets gone after a restart", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 3, 4, at(0, -1))}, []int64{2}, false},
-		{"fetch spanning a crash", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 4, at(0, -1))}, []int64{3}, false},
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 3, 4, at(0, -1))}, []int64{2}, true},
+		{"fetch spanning a crash misses a commit", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 4, at(0, -1))}, []int64{3}, true},
 		{"stale generation commit", []*history.GroupOp{
-			op(history.Join, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, at(0, 10))}, nil, true},
-		{"generation restarts after a restart", []*history.GroupOp{
+			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, at(0, 10))}, nil, true},
+		{"generation goes back after a restart", []*history.GroupOp{
+			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, []int64{2}, true},
+		{"stale generation commit refused", []*history.GroupOp{
+			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, failed(0, 10, 22))}, nil, false},
+		{"generation announced, never handed out, then undone by a failover", []*history.GroupOp{
 			op(history.Join, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, []int64{2}, false},
 	}
 	for _, c := range cases {
-		h := &history.History{Crashes: c.crashes}
-		for _, o := range c.ops {
-			h.AddGroup(o)
-		}
-		if got := Groups(h); (len(got) > 0) != c.fails {
+		if got := Groups(groupHistory(c.crashes, c.ops...), 10); (len(got) > 0) != c.fails {
 			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
 		}
+	}
+}
+
+// The Porcupine check of committed offsets: a commit is a write (one of
+// unknown outcome may land any time after its call, or never), a
+// successful offset fetch a read.
+func TestOffsetLinearizability(t *testing.T) {
+	op := groupOp
+	const never = history.Infinity
+	cases := []struct {
+		name  string
+		ops   []*history.GroupOp
+		fails bool
+	}{
+		{"fetch older than an acknowledged commit", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 5)), op(history.Commit, "a", 1, 2, 3, at(0, 10)),
+			op(history.FetchOffsets, "b", 1, 4, 5, at(0, 5))}, true},
+		{"fetch sees the last acknowledged commit", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 5)), op(history.Commit, "a", 1, 2, 3, at(0, 10)),
+			op(history.FetchOffsets, "b", 1, 4, 5, at(0, 10))}, false},
+		// The commit has not returned when the second fetch starts, so
+		// only the order of the reads shows the offset went back.
+		{"fetch goes back after another saw a newer offset", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 10, at(0, 10)),
+			op(history.FetchOffsets, "b", 1, 1, 2, at(0, 10)), op(history.FetchOffsets, "b", 1, 3, 4, at(0, -1))}, true},
+		{"fetch returns an offset never committed", []*history.GroupOp{
+			op(history.FetchOffsets, "b", 1, 0, 1, at(0, 7))}, true},
+		{"failed fetch reads nothing", []*history.GroupOp{
+			op(history.FetchOffsets, "b", 1, 0, 1, failed(0, 7, 16))}, false},
+		{"ambiguous commit seen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, failed(0, 10, 16)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, 10))}, false},
+		{"ambiguous commit not seen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, failed(0, 10, 15)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, -1))}, false},
+		{"ambiguous commit seen, then unseen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, failed(0, 10, 7)),
+			op(history.FetchOffsets, "b", 1, 2, 3, at(0, 10)), op(history.FetchOffsets, "b", 1, 4, 5, at(0, -1))}, true},
+		{"lost commit lands late", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, never, failed(0, 10, -1)),
+			op(history.FetchOffsets, "b", 1, 5, 6, at(0, -1)), op(history.FetchOffsets, "b", 1, 7, 8, at(0, 10))}, false},
+		{"ambiguous commit cannot land before its call", []*history.GroupOp{
+			op(history.FetchOffsets, "b", 1, 0, 1, at(0, 10)), op(history.Commit, "a", 1, 2, 3, failed(0, 10, 16))}, true},
+		{"refused commit seen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, failed(0, 10, 22)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, 10))}, true},
+		{"other partitions and groups are separate registers", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 3, at(1, -1)),
+			{Kind: history.FetchOffsets, Group: "h", Topic: "t", Call: 2, Return: 3, Parts: []history.GroupPart{at(0, -1)}}}, false},
+	}
+	for _, c := range cases {
+		h := groupHistory(nil, c.ops...)
+		got := offsetLinearizability(h.Groups, 10)
+		if (len(got) > 0) != c.fails {
+			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
+		}
+		for _, f := range got {
+			want := Part{Group: "g", Topic: "t", Partition: 0}
+			if f.Part == nil || *f.Part != want || !strings.HasPrefix(f.Msg, "group g, t[0]: ") {
+				t.Errorf("%s: failure %v does not name %s", c.name, f, want)
+			}
+		}
+	}
+}
+
+// A failing group's committed offsets can be drawn, as a failing
+// partition's records can.
+func TestVisualizeOffsets(t *testing.T) {
+	h := groupHistory(nil, groupOp(history.Commit, "a", 1, 0, 1, at(0, 10)), groupOp(history.FetchOffsets, "b", 1, 2, 3, at(0, -1)))
+	fs := Groups(h, 10)
+	var part *Part
+	for _, f := range fs {
+		if f.Part != nil {
+			part = f.Part
+		}
+	}
+	if part == nil {
+		t.Fatalf("no failure names the group's partition: %v", fs)
+	}
+	path, err := Visualize(Input{History: h}, *part, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(path)
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		t.Fatalf("visualization %s: %v", path, err)
 	}
 }

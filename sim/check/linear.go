@@ -216,24 +216,32 @@ func Linearizability(parts []*partition, timeoutSec int) []Failure {
 }
 
 // Visualize writes Porcupine's HTML visualization of one partition's
-// history to a temporary file and returns its path.
+// history (of a group's committed offsets of it, if p names a group) to a
+// temporary file and returns its path.
 func Visualize(in Input, p Part, timeoutSec int) (string, error) {
+	if p.Group != "" {
+		return visualizeOffsets(in.History, p, timeoutSec)
+	}
 	for _, pt := range build(in) {
-		if pt.Part != p {
-			continue
+		if pt.Part == p {
+			ops, free := pt.operations()
+			return writeVisualization(model(free), ops, timeoutSec)
 		}
-		ops, free := pt.operations()
-		m := model(free)
-		_, info := porcupine.CheckOperationsVerbose(m, ops, time.Duration(timeoutSec)*time.Second)
-		f, err := os.CreateTemp("", "weir-sim-*.html")
-		if err != nil {
-			return "", err
-		}
-		f.Close()
-		if err := porcupine.VisualizePath(m, info, f.Name()); err != nil {
-			return "", err
-		}
-		return f.Name(), nil
 	}
 	return "", fmt.Errorf("no history for %s", p)
+}
+
+// writeVisualization writes Porcupine's HTML visualization of ops under m
+// to a temporary file and returns its path.
+func writeVisualization(m porcupine.Model, ops []porcupine.Operation, timeoutSec int) (string, error) {
+	_, info := porcupine.CheckOperationsVerbose(m, ops, time.Duration(timeoutSec)*time.Second)
+	f, err := os.CreateTemp("", "weir-sim-*.html")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := porcupine.VisualizePath(m, info, f.Name()); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
 }

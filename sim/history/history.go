@@ -130,8 +130,8 @@ type History struct {
 	Admins   []*Admin
 	Groups   []*GroupOp
 	// Crashes lists when the node process stopped (kill, machine crash,
-	// operator restart): group state lives in its memory only, so group
-	// checkers hold operations to account per process incarnation.
+	// operator restart). No checker reads it since group state became
+	// durable; it goes once sim/run.go and sim/cluster.go stop recording it.
 	Crashes []int64
 	// Clients names each client index.
 	Clients   []string
@@ -199,7 +199,9 @@ func (k GroupKind) String() string {
 	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave"}[k]
 }
 
-// GroupOp is one consumer group request a member got an answer to.
+// GroupOp is one consumer group request a member got an answer to, or a
+// commit whose answer was lost after it was sent (Return is Infinity, and
+// each partition's ErrCode -1): it may or may not have taken effect.
 type GroupOp struct {
 	ID       int
 	Client   int
@@ -228,7 +230,7 @@ type GroupPart struct {
 	ErrCode   int16
 }
 
-// AddGroup records a group operation that got an answer.
+// AddGroup records a group operation.
 func (h *History) AddGroup(g *GroupOp) {
 	g.ID = h.id()
 	h.Groups = append(h.Groups, g)

@@ -17,7 +17,8 @@
 // every request for a partition to its leader, learned from Metadata and
 // sent its leader epoch, refreshing the metadata after a leader error or a
 // lost connection (see router); requests for no partition go to any
-// broker, and consumer groups coordinate through one (Config.Home).
+// broker, and a consumer group member's to the coordinator FindCoordinator
+// names (see member).
 //
 // Every value a producer sends is unique in the run ("p3-17": producer 3's
 // 17th record), so checkers can follow each record. An idempotent producer

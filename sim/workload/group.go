@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -19,6 +20,17 @@ import (
 // from the committed offsets and commits what it read now and then. In
 // the chaos phase it also leaves, crashes silently and comes back.
 //
+// The coordinator is found as Kafka's clients find it: FindCoordinator to
+// any broker names it (the leader of the group's __consumer_offsets
+// partition), and every group request goes there until the member learns
+// it moved: a lost connection or a timeout, or NOT_COORDINATOR,
+// COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS or
+// REQUEST_TIMED_OUT make it forget the coordinator and look it up again,
+// after a backoff. Like Kafka's clients it keeps its member id and
+// generation meanwhile: a heartbeat or commit that failed that way does
+// not make it rejoin, and after a JoinGroup or SyncGroup that did, it
+// joins again with the same member id.
+//
 // Every (re)join starts a new epoch; an answer to a request of an older
 // epoch is dropped, so a member never acts on a generation it left.
 type member struct {
@@ -33,6 +45,12 @@ type member struct {
 	gen      int32
 	epoch    int
 	parts    []*mpart
+
+	// coord is the coordinator's node index (-1: unknown); finding: a
+	// FindCoordinator is under way, and coordWaiters wait for its answer.
+	coord        int
+	finding      bool
+	coordWaiters []func(node int)
 }
 
 // mpart is an assigned partition and the member's position in it; -1 while
@@ -47,7 +65,7 @@ type mpart struct {
 const groupProtocol = "range"
 
 func newMember(w *World, name, group, topic string) *member {
-	m := &member{router: newRouter(w, name), group: group, topic: topic}
+	m := &member{router: newRouter(w, name), group: group, topic: topic, coord: -1}
 	m.vFind = m.version(0, 5)
 	m.vJoin = m.version(4, 9) // v4+: MEMBER_ID_REQUIRED
 	m.vSync = m.version(0, 5)
@@ -100,21 +118,22 @@ func (m *member) chaos() {
 			m.w.trace("%s: crashes (member %s gen %d)", m.name, m.memberID, m.gen)
 			m.epoch++
 			m.abort("member crashed")
-			// A new process knows no member id.
-			m.memberID = ""
+			// A new process knows no member id, nor the coordinator.
+			m.memberID, m.coord = "", -1
 		}
 		m.w.Loop.After(back, func() { m.rejoin(0) })
 		m.chaos()
 	})
 }
 
-// rejoin starts a new epoch: after a pause, find the coordinator and join.
+// rejoin starts a new epoch: after a pause, join (finding the coordinator
+// first if it is unknown).
 func (m *member) rejoin(after sched.Time) {
 	m.epoch++
 	epoch := m.epoch
 	m.w.Loop.After(after, func() {
-		if m.epoch == epoch && m.live() {
-			m.findCoordinator(epoch)
+		if m.current(epoch) {
+			m.join(epoch)
 		}
 	})
 }
@@ -124,35 +143,111 @@ func (m *member) current(epoch int) bool { return m.epoch == epoch && m.live() }
 
 func (m *member) backoff() sched.Time { return m.rnd.Range(50, 500) * sched.Millisecond }
 
-func (m *member) findCoordinator(epoch int) {
+// coordinator calls fn with the coordinator's node index, finding it
+// first if it is unknown. One lookup runs at a time, whoever needs it.
+func (m *member) coordinator(fn func(node int)) {
+	if m.coord >= 0 {
+		fn(m.coord)
+		return
+	}
+	m.coordWaiters = append(m.coordWaiters, fn)
+	if !m.finding {
+		m.finding = true
+		m.findCoordinator()
+	}
+}
+
+// findCoordinator asks a broker for the coordinator until one names it,
+// with a backoff between tries, then hands it to the waiters. Each try
+// asks a broker at random: one may not know the __consumer_offsets
+// leaders yet (or be cut off).
+func (m *member) findCoordinator() {
+	if !m.live() {
+		m.finding, m.coordWaiters = false, nil
+		return
+	}
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.Version = m.vFind
 	req.CoordinatorKey = m.group
 	if req.Version >= 4 {
 		req.CoordinatorKeys = []string{m.group}
 	}
-	m.home(req, func(r reply) {
-		if !m.current(epoch) {
-			return
-		}
+	m.anyNode = -1
+	m.any(req, func(r reply) {
 		resp, ok := r.resp.(*kmsg.FindCoordinatorResponse)
-		code := int16(-1)
+		code, id := int16(-1), int32(-1)
 		if r.err == nil && ok {
-			code = resp.ErrorCode
+			code, id = resp.ErrorCode, resp.NodeID
 			if req.Version >= 4 {
 				if len(resp.Coordinators) != 1 {
 					m.w.fail("protocol", fmt.Sprintf("%s: find coordinator answered %d keys for 1", m.name, len(resp.Coordinators)))
 					return
 				}
-				code = resp.Coordinators[0].ErrorCode
+				code, id = resp.Coordinators[0].ErrorCode, resp.Coordinators[0].NodeID
 			}
 		}
 		if code != 0 {
-			m.rejoin(m.backoff())
+			m.w.Loop.After(m.backoff(), m.findCoordinator)
 			return
 		}
-		m.join(epoch)
+		node, ok := m.nodeIndex(id)
+		if !ok {
+			m.w.fail("protocol", fmt.Sprintf("%s: find coordinator named node %d, which is not in the cluster", m.name, id))
+			return
+		}
+		m.w.trace("%s: coordinator of %s is node %d", m.name, m.group, node+1)
+		m.coord, m.finding = node, false
+		waiters := m.coordWaiters
+		m.coordWaiters = nil
+		for _, fn := range waiters {
+			fn(node)
+		}
 	})
+}
+
+// toCoordinator sends req to the coordinator once it is known, unless
+// epoch has ended by then (the request is then never sent), and calls
+// done with the reply and when the request was sent.
+func (m *member) toCoordinator(epoch int, req kmsg.Request, done func(r reply, call int64)) {
+	m.coordinator(func(node int) {
+		if m.current(epoch) {
+			m.sendCoordinator(node, req, done)
+		}
+	})
+}
+
+// sendCoordinator sends req to node, the coordinator; a lost connection
+// or a timeout makes the member forget it.
+func (m *member) sendCoordinator(node int, req kmsg.Request, done func(r reply, call int64)) {
+	call := m.w.Loop.Now()
+	m.conn(node).do(req, false, func(r reply) {
+		if r.err != nil {
+			m.forgetCoordinator(r.err.Error())
+		}
+		done(r, call)
+	})
+}
+
+// coordinatorError reports whether code says the node asked is not, or not
+// yet, the group's coordinator (REQUEST_TIMED_OUT: its write to
+// __consumer_offsets did not complete), and if so forgets the coordinator,
+// as Kafka's clients do.
+func (m *member) coordinatorError(code int16) bool {
+	switch err := kerr.ErrorForCode(code); err {
+	case kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress, kerr.RequestTimedOut:
+		m.forgetCoordinator(err.Error())
+		return true
+	}
+	return false
+}
+
+// forgetCoordinator makes the next group request find the coordinator
+// again.
+func (m *member) forgetCoordinator(why string) {
+	if m.coord >= 0 {
+		m.w.trace("%s: forgets coordinator node %d: %s", m.name, m.coord+1, why)
+		m.coord = -1
+	}
 }
 
 func (m *member) join(epoch int) {
@@ -166,8 +261,7 @@ func (m *member) join(epoch int) {
 	p := kmsg.NewJoinGroupRequestProtocol()
 	p.Name, p.Metadata = groupProtocol, []byte{}
 	req.Protocols = []kmsg.JoinGroupRequestProtocol{p}
-	call := m.w.Loop.Now()
-	m.home(req, func(r reply) {
+	m.toCoordinator(epoch, req, func(r reply, call int64) {
 		if !m.current(epoch) {
 			return
 		}
@@ -203,6 +297,7 @@ func (m *member) join(epoch int) {
 			m.memberID = ""
 			m.rejoin(m.backoff())
 		default:
+			m.coordinatorError(resp.ErrorCode)
 			m.rejoin(m.backoff())
 		}
 	})
@@ -272,8 +367,7 @@ func (m *member) sync(epoch int, assignments []kmsg.SyncGroupRequestGroupAssignm
 		req.ProtocolType, req.Protocol = &pt, &pn
 	}
 	req.GroupAssignment = assignments
-	call := m.w.Loop.Now()
-	m.home(req, func(r reply) {
+	m.toCoordinator(epoch, req, func(r reply, call int64) {
 		if !m.current(epoch) {
 			return
 		}
@@ -309,13 +403,17 @@ func (m *member) sync(epoch int, assignments []kmsg.SyncGroupRequestGroupAssignm
 			m.memberID = ""
 			m.rejoin(m.backoff())
 		default:
+			m.coordinatorError(resp.ErrorCode)
 			m.rejoin(m.backoff())
 		}
 	})
 }
 
-func (m *member) heartbeatLater(epoch int) {
-	m.w.Loop.After(m.session/3, func() {
+// heartbeatLater sends the next heartbeat in session/3.
+func (m *member) heartbeatLater(epoch int) { m.heartbeatAfter(epoch, m.session/3) }
+
+func (m *member) heartbeatAfter(epoch int, d sched.Time) {
+	m.w.Loop.After(d, func() {
 		if m.current(epoch) {
 			m.heartbeat(epoch)
 		}
@@ -326,15 +424,20 @@ func (m *member) heartbeat(epoch int) {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Version = m.vHeartbeat
 	req.Group, req.Generation, req.MemberID = m.group, m.gen, m.memberID
-	m.home(req, func(r reply) {
+	m.toCoordinator(epoch, req, func(r reply, _ int64) {
 		if !m.current(epoch) {
 			return
 		}
-		if r.err != nil {
-			m.heartbeatLater(epoch)
+		var code int16
+		if r.err == nil {
+			code = r.resp.(*kmsg.HeartbeatResponse).ErrorCode
+		}
+		if r.err != nil || m.coordinatorError(code) {
+			// The member stays in its generation, and soon tells the
+			// coordinator, found again, that it is alive.
+			m.heartbeatAfter(epoch, m.backoff())
 			return
 		}
-		code := r.resp.(*kmsg.HeartbeatResponse).ErrorCode
 		switch kerr.ErrorForCode(code) {
 		case nil:
 			m.heartbeatLater(epoch)
@@ -352,10 +455,12 @@ func (m *member) heartbeat(epoch int) {
 }
 
 // leave sends LeaveGroup and forgets the member id; the member comes back
-// as a new one.
+// as a new one. As in Kafka's clients, only a known coordinator is told;
+// otherwise the member's session runs out.
 func (m *member) leave() {
-	if m.memberID == "" {
+	if m.memberID == "" || m.coord < 0 {
 		m.epoch++
+		m.memberID = ""
 		return
 	}
 	req := kmsg.NewPtrLeaveGroupRequest()
@@ -369,18 +474,19 @@ func (m *member) leave() {
 		req.MemberID = m.memberID
 	}
 	op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Leave, Group: m.group, Topic: m.topic,
-		MemberID: m.memberID, Generation: m.gen, Call: m.w.Loop.Now()}
+		MemberID: m.memberID, Generation: m.gen}
 	m.epoch++
 	m.memberID = ""
-	m.home(req, func(r reply) {
+	m.sendCoordinator(m.coord, req, func(r reply, call int64) {
 		if r.err != nil {
 			return
 		}
 		resp := r.resp.(*kmsg.LeaveGroupResponse)
-		op.Return, op.ErrCode = m.w.Loop.Now(), resp.ErrorCode
+		op.Call, op.Return, op.ErrCode = call, m.w.Loop.Now(), resp.ErrorCode
 		if resp.ErrorCode == 0 && len(resp.Members) == 1 {
 			op.ErrCode = resp.Members[0].ErrorCode
 		}
+		m.coordinatorError(op.ErrCode)
 		m.w.History.AddGroup(op)
 		m.w.trace("%s: leave %s member %s -> %v", m.name, m.group, op.MemberID, kerr.ErrorForCode(op.ErrCode))
 	})
@@ -402,20 +508,23 @@ func (m *member) offsetFetch(epoch int) {
 		rt.Partitions = append(rt.Partitions, p.partition)
 	}
 	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
-	call := m.w.Loop.Now()
-	m.home(req, func(r reply) {
+	m.toCoordinator(epoch, req, func(r reply, call int64) {
 		if !m.current(epoch) {
 			return
 		}
-		if r.err != nil {
+		again := func() {
 			m.w.Loop.After(m.backoff(), func() {
 				if m.current(epoch) {
 					m.offsetFetch(epoch)
 				}
 			})
+		}
+		if r.err != nil {
+			again()
 			return
 		}
 		resp := r.resp.(*kmsg.OffsetFetchResponse)
+		m.coordinatorError(resp.ErrorCode)
 		op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.FetchOffsets, Group: m.group, Topic: m.topic,
 			MemberID: m.memberID, Generation: m.gen, Call: call, Return: m.w.Loop.Now(), ErrCode: resp.ErrorCode}
 		got := map[int32]int64{}
@@ -428,6 +537,7 @@ func (m *member) offsetFetch(epoch int) {
 				if code == 0 {
 					code = resp.ErrorCode
 				}
+				m.coordinatorError(p.ErrorCode) // before v2, errors are per partition
 				op.Parts = append(op.Parts, history.GroupPart{Partition: p.Partition, Offset: p.Offset, ErrCode: code})
 				if code == 0 {
 					got[p.Partition] = p.Offset
@@ -437,12 +547,9 @@ func (m *member) offsetFetch(epoch int) {
 		m.w.History.AddGroup(op)
 		m.w.trace("%s: offset fetch %s -> %v %v", m.name, m.group, kerr.ErrorForCode(resp.ErrorCode), op.Parts)
 		if len(got) != len(m.parts) {
-			// COORDINATOR_LOAD_IN_PROGRESS and the like: ask again.
-			m.w.Loop.After(m.backoff(), func() {
-				if m.current(epoch) {
-					m.offsetFetch(epoch)
-				}
-			})
+			// A coordinator error and the like: ask again (the coordinator
+			// found again if need be).
+			again()
 			return
 		}
 		for _, p := range m.parts {
@@ -633,7 +740,11 @@ func (m *member) resetOne(epoch int, p *mpart, was int64) {
 }
 
 // commit commits every position known, with generation gen; react: the
-// member rejoins if the answer says it must.
+// member rejoins if the answer says it must. A commit answered with a
+// coordinator error or REQUEST_TIMED_OUT, or whose answer was lost, may or
+// may not have taken effect: the history has it with its error code (-1
+// for a lost answer, with no return), which the checkers take as
+// unacknowledged.
 func (m *member) commit(epoch int, gen int32, react bool) {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Version = m.vCommit
@@ -642,7 +753,7 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 	rt := kmsg.NewOffsetCommitRequestTopic()
 	rt.Topic = m.topic
 	op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Commit, Group: m.group, Topic: m.topic,
-		MemberID: m.memberID, Generation: gen, Call: m.w.Loop.Now()}
+		MemberID: m.memberID, Generation: gen}
 	for _, p := range m.parts {
 		if p.pos < 0 {
 			continue
@@ -658,8 +769,15 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 		return
 	}
 	req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
-	m.home(req, func(r reply) {
-		if r.err != nil {
+	m.toCoordinator(epoch, req, func(r reply, call int64) {
+		op.Call = call
+		switch {
+		case errors.Is(r.err, errNotSent):
+			return // it never left, so it cannot take effect
+		case r.err != nil:
+			op.Return = history.Infinity
+			m.w.History.AddGroup(op)
+			m.w.trace("%s: commit %s gen %d %v: %v", m.name, m.group, op.Generation, op.Parts, r.err)
 			return
 		}
 		resp := r.resp.(*kmsg.OffsetCommitResponse)
@@ -675,6 +793,11 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 		}
 		m.w.History.AddGroup(op)
 		m.w.trace("%s: commit %s gen %d %v", m.name, m.group, op.Generation, op.Parts)
+		for _, gp := range op.Parts {
+			if m.coordinatorError(gp.ErrCode) {
+				break
+			}
+		}
 		if !react || !m.current(epoch) {
 			return
 		}

@@ -169,13 +169,9 @@ func (r *router) seal() {
 	}
 }
 
-// home sends req to the node the consumer groups use as coordinator.
-func (r *router) home(req kmsg.Request, done func(reply)) {
-	r.conn(r.w.cfg.Home).do(req, false, done)
-}
-
 // any sends a request that no partition's leader has to serve (Metadata,
-// admin requests the controller decides, InitProducerId) to a broker.
+// admin requests the controller decides, InitProducerId, FindCoordinator)
+// to a broker.
 func (r *router) any(req kmsg.Request, done func(reply)) {
 	if !r.routed() {
 		r.conn(0).do(req, false, done)
@@ -245,10 +241,24 @@ func (r *router) cached(t target) (route, bool) {
 		return route{}, false
 	}
 	pr := tr.parts[t.partition]
-	if pr.leader < 1 || int(pr.leader) > len(r.w.Nodes) {
+	node, ok := r.nodeIndex(pr.leader)
+	if !ok {
 		return route{}, false
 	}
-	return route{node: int(pr.leader) - 1, epoch: pr.epoch}, true
+	return route{node: node, epoch: pr.epoch}, true
+}
+
+// nodeIndex returns the index in World.Nodes of the node with broker id
+// id (a node's id is its index+1); false if there is no such node. With
+// nothing to route, every id means the one node.
+func (r *router) nodeIndex(id int32) (int, bool) {
+	if !r.routed() {
+		return 0, true
+	}
+	if id < 1 || int(id) > len(r.w.Nodes) {
+		return 0, false
+	}
+	return int(id) - 1, true
 }
 
 // knows reports whether the metadata last said topic has incarnation id

@@ -43,11 +43,10 @@ type Config struct {
 	// Groups is how many classic consumer groups run (0: none), each with
 	// GroupMembers members reading one of the setup topics.
 	Groups, GroupMembers int
-	// Home is the node (index into the world's nodes) the consumer groups
-	// talk to for everything but reading partitions: it coordinates them
-	// (group coordinators move to __consumer_offsets leaders with a later
-	// issue). Brokers lists the nodes with the broker role (nil: all).
-	Home    int
+	// Home is no longer read: members find their group's coordinator
+	// with FindCoordinator. It goes once sim/cluster.go stops setting it.
+	Home int
+	// Brokers lists the nodes with the broker role (nil: all).
 	Brokers []int
 	// ReplicationFactor and MinInsyncReplicas, in a cluster run, are what
 	// the data workload's topics are created with (drawn per seed; 0: the
