@@ -3,16 +3,20 @@
 #
 # Cross-language client check: every client produces records.json to a fresh
 # 3-partition topic on the broker at BOOTSTRAP (host:port), consumes it back
-# from the beginning and compares byte for byte. Prints one line per client,
+# from the beginning and compares byte for byte; the two group checks
+# (confluent-group, kafkajs-group) split 400 records of a fresh 4-partition
+# topic between two members of one consumer group, then check the group's
+# committed offsets with a third member. Prints one line per client,
 # "PASS <client> N records" or "FAIL <client> reason", then a summary line
 # "cross-language: N passed, N failed", and exits non-zero if any client
 # failed. Each client is killed after 60 s.
 #
-# Clients: kcat, kafka-python, confluent-kafka (Debian packages kcat,
-# python3-kafka, python3-confluent-kafka) and kafkajs (npm ci in ./node).
+# Clients: kcat, kafka-python, confluent-kafka, confluent-group (Debian
+# packages kcat, python3-kafka, python3-confluent-kafka) and kafkajs,
+# kafkajs-group (npm ci in ./node).
 #
 # Environment:
-#   XLANG_CLIENTS  space-separated subset to run (default: all four)
+#   XLANG_CLIENTS  space-separated subset to run (default: all six)
 #   XLANG_RUN_ID   topic suffix (default: seconds since the epoch), so that
 #                  reruns against the same broker get fresh topics
 #                  xlang-<client>-<run id>
@@ -25,7 +29,7 @@ if [[ $# -ne 1 || $1 != *:* ]]; then
 fi
 bootstrap=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-clients=${XLANG_CLIENTS:-kcat kafka-python confluent-kafka kafkajs}
+clients=${XLANG_CLIENTS:-kcat kafka-python confluent-kafka kafkajs confluent-group kafkajs-group}
 run_id=${XLANG_RUN_ID:-$(date +%s)}
 limit=${XLANG_TIMEOUT:-60}
 logs=$(mktemp -d)
@@ -38,6 +42,8 @@ check_cmd() {
 	kafka-python) cmd=(/usr/bin/python3 "$here/check_kafka_python.py") ;;
 	confluent-kafka) cmd=(/usr/bin/python3 "$here/check_confluent.py") ;;
 	kafkajs) cmd=(node "$here/check_kafkajs.js") ;;
+	confluent-group) cmd=(/usr/bin/python3 "$here/check_confluent_group.py") ;;
+	kafkajs-group) cmd=(node "$here/check_kafkajs_group.js") ;;
 	*) return 1 ;;
 	esac
 }

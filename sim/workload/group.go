@@ -304,7 +304,10 @@ func (m *member) join(epoch int) {
 }
 
 // assign deals the topic's partitions out round-robin over the members in
-// member id order.
+// member id order, from a member drawn at random, so that who gets what
+// changes between generations. Half the time a member that gets nothing is
+// left out of the assignment altogether, as the protocol allows: the
+// coordinator must then give it an empty one, not what it held before.
 func (m *member) assign(members []kmsg.JoinGroupResponseMember) []kmsg.SyncGroupRequestGroupAssignment {
 	ids := make([]string, 0, len(members))
 	for _, mb := range members {
@@ -317,14 +320,20 @@ func (m *member) assign(members []kmsg.JoinGroupResponseMember) []kmsg.SyncGroup
 		n = t.Partitions
 	}
 	byMember := make([][]int32, len(ids))
+	first := m.rnd.Pick(len(ids))
 	for p := range n {
-		i := int(p) % len(ids)
+		i := (int(p) + first) % len(ids)
 		byMember[i] = append(byMember[i], p)
 	}
-	out := make([]kmsg.SyncGroupRequestGroupAssignment, len(ids))
+	omitIdle := m.rnd.Coin()
+	var out []kmsg.SyncGroupRequestGroupAssignment
 	for i, id := range ids {
-		out[i] = kmsg.NewSyncGroupRequestGroupAssignment()
-		out[i].MemberID, out[i].MemberAssignment = id, encodeAssignment(byMember[i])
+		if omitIdle && len(byMember[i]) == 0 {
+			continue
+		}
+		a := kmsg.NewSyncGroupRequestGroupAssignment()
+		a.MemberID, a.MemberAssignment = id, encodeAssignment(byMember[i])
+		out = append(out, a)
 	}
 	return out
 }
