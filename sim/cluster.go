@@ -15,10 +15,9 @@ package sim
 // are created with a replication factor and min.insync.replicas drawn per
 // seed (capped by MaxReplicationFactor) and placed by the controller, and
 // the clients find each partition's leader from the metadata, as Kafka
-// clients do (workload's router). Consumer groups still talk to one broker
-// for coordination (home: node 1, or the first broker when the voters are
-// controller-only), which coordinates every group until coordinators move
-// to __consumer_offsets leaders. Every node is crashed, paused, cut off
+// clients do (workload's router). Group members find their group's
+// coordinator, the leader of its __consumer_offsets partition, and follow
+// it when leadership moves. Every node is crashed, paused, cut off
 // and fenced like any other, so claims 1, 2, 3 and 5 are checked on
 // brokers whose metadata comes from the quorum. In half the seeds an
 // operator reassigns the data partitions' replicas meanwhile (workload's
@@ -90,9 +89,6 @@ type clusterRun struct {
 	heardAt         [][]sched.Time
 	leading         []leadSpan
 	electionTimeout sched.Time
-	// home is the node the consumer groups talk to for coordination:
-	// node 1, or the first broker when the voters are controller-only.
-	home int
 }
 
 // startCluster builds the cluster run's world on r's loop and trace.
@@ -157,11 +153,8 @@ func (r *run) startCluster(seed uint64) {
 		c.nodes = append(c.nodes, n)
 		netNodes = append(netNodes, n)
 	}
-	if cfg.DedicatedControllers {
-		c.home = cfg.Voters // the first broker
-	}
 	wcfg := cfg.Workload
-	wcfg.Home, wcfg.Brokers, wcfg.ForeignPrefix = c.home, c.brokerNodes(), workload.MetaPrefix
+	wcfg.Brokers, wcfg.ForeignPrefix = c.brokerNodes(), workload.MetaPrefix
 	c.world = workload.NewWorld(c.loop, c.net, netNodes, &r.hist, rng.New(seed, "workload"), wcfg, c.counts, c.tr,
 		func(checker, msg string) {
 			r.fail(check.Failure{Checker: checker, Claim: clientClaim(checker), Msg: msg})
@@ -187,12 +180,8 @@ func (c *clusterRun) setup(r *run) {
 	c.world.Setup(c.cfg.Topics, func() { c.chaos(r) })
 }
 
-// crash ends node i's process, noting crashes of the groups' home node in
-// the history: the group coordinator's state is in memory only.
+// crash ends node i's process.
 func (c *clusterRun) crash(i int, kind proc.CrashKind) {
-	if i == c.home && c.nodes[i].Running() {
-		c.r.hist.Crash(c.loop.Now())
-	}
 	c.lose(i)
 	c.nodes[i].Crash(kind)
 }

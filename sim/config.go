@@ -241,6 +241,16 @@ func (c *Config) drawGroups() {
 	c.Broker["offsets.topic.num.partitions"] = strconv.FormatInt(r.Range(1, 4), 10)
 }
 
+// forceGroups gives the run consumer groups of members members, whatever
+// the seed drew (Options.GroupMembers).
+func (c *Config) forceGroups(members int) {
+	c.Workload.Groups = max(c.Workload.Groups, 1)
+	c.Workload.GroupMembers = members
+	if _, ok := c.Broker["offsets.topic.num.partitions"]; !ok {
+		c.Broker["offsets.topic.num.partitions"] = "1"
+	}
+}
+
 // drawSnapshots makes half the seeds snapshot their metadata log often, so
 // that compaction, recovery from a snapshot and (in a cluster) snapshots
 // sent to lagging nodes run. Its own stream keeps other draws as they were.

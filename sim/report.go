@@ -9,13 +9,17 @@ import (
 	"github.com/weirmq/weir/sim/check"
 )
 
-// ReplayCommand is the command that replays seed (as a cluster run when
-// cluster is set).
-func ReplayCommand(seed uint64, cluster bool) string {
-	if cluster {
-		return fmt.Sprintf("go test ./sim -run Sim -cluster -seed %d -count=1", seed)
+// ReplayCommand is the command that replays seed with the options that
+// change what a seed runs (Cluster, GroupMembers).
+func ReplayCommand(seed uint64, opts Options) string {
+	cmd := "go test ./sim -run Sim"
+	if opts.Cluster {
+		cmd += " -cluster"
 	}
-	return fmt.Sprintf("go test ./sim -run Sim -seed %d -count=1", seed)
+	if opts.GroupMembers > 0 {
+		cmd += fmt.Sprintf(" -group-members %d", opts.GroupMembers)
+	}
+	return fmt.Sprintf("%s -seed %d -count=1", cmd, seed)
 }
 
 // Commit is the VCS revision this binary was built from, or "unknown".
@@ -45,7 +49,7 @@ func (r *Result) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 	fmt.Fprintf(w, "commit %s, %s\n", Commit(), runtime.Version())
-	fmt.Fprintf(w, "replay: %s\n", ReplayCommand(r.Seed, r.Nodes > 1))
+	fmt.Fprintf(w, "replay: %s\n", ReplayCommand(r.Seed, r.opts))
 	if path, err := r.Visualize(); err == nil {
 		fmt.Fprintf(w, "porcupine visualization: %s\n", path)
 	} else if path != "" || err != nil {

@@ -31,6 +31,10 @@ type Options struct {
 	// Cluster runs the seed as a cluster of 3 or 5 nodes (see cluster.go);
 	// the same seed names a different run in each mode.
 	Cluster bool
+	// GroupMembers, when set, gives every seed consumer groups of this
+	// many members (to measure rebalances of a given size); the replay
+	// command of a failing seed says so.
+	GroupMembers int
 }
 
 // Result is the outcome of one seed.
@@ -54,6 +58,11 @@ type Result struct {
 	Nodes           int
 	ControllerTerms int
 	ControllerGaps  []sched.Time
+	// Rebalances are the complete consumer group rebalances of the run
+	// (history.Rebalances), in nanoseconds of simulated time.
+	Rebalances []int64
+
+	opts Options
 
 	checkInput check.Input
 	timeoutSec int
@@ -112,9 +121,12 @@ func Run(seed uint64, opts Options) (res *Result) {
 		opts.PorcupineTimeoutSec = 60
 	}
 	cfg := draw(seed, opts.Short, opts.Cluster)
+	if opts.GroupMembers > 0 {
+		cfg.forceGroups(opts.GroupMembers)
+	}
 	r := &run{cfg: cfg, nem: rng.New(seed, "nemesis"), healedIn: -1}
 	r.tr = trace.New(&r.loop, tailLines, opts.Verbose)
-	res = &Result{Seed: seed, Config: cfg, timeoutSec: opts.PorcupineTimeoutSec}
+	res = &Result{Seed: seed, Config: cfg, timeoutSec: opts.PorcupineTimeoutSec, opts: opts}
 	defer func() {
 		if p := recover(); p != nil {
 			r.failures = append(r.failures, check.Failure{Checker: "panic", Claim: "the simulation ran to its end",
@@ -124,6 +136,7 @@ func Run(seed uint64, opts Options) (res *Result) {
 		res.TraceHash, res.TraceTail, res.Events = r.tr.Hash(), r.tr.Tail(), r.loop.Ran()
 		res.SimTime, res.Wall, res.Faults, res.HealedIn = r.loop.Now(), time.Since(start), r.counts, r.healedIn
 		res.Nodes = cfg.Nodes
+		res.Rebalances = r.hist.Rebalances()
 		if c := r.cluster; c != nil {
 			res.HealedIn, res.ControllerTerms, res.ControllerGaps = c.healedIn, c.log.Terms(), c.gaps
 		}
@@ -232,14 +245,8 @@ func (r *run) boot() {
 	}
 }
 
-// crash stops the node process, noting when in the history: group state
-// is in memory only, and the group checkers need to know it was lost.
-func (r *run) crash(kind proc.CrashKind) {
-	if r.node.Running() {
-		r.hist.Crash(r.loop.Now())
-	}
-	r.node.Crash(kind)
-}
+// crash stops the node process.
+func (r *run) crash(kind proc.CrashKind) { r.node.Crash(kind) }
 
 // restartIn boots the node after d unless a boot is already pending.
 func (r *run) restartIn(d sched.Time) {

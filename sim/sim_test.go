@@ -13,6 +13,7 @@ var (
 	seedFlag    = flag.Uint64("seed", 0, "replay this one seed (with -v, print its trace)")
 	seedsFlag   = flag.String("seeds", "", "run seeds A-B")
 	clusterFlag = flag.Bool("cluster", false, "run -seed or -seeds as cluster runs")
+	membersFlag = flag.Int("group-members", 0, "give every seed consumer groups of this many members")
 )
 
 // seedRange parses "A-B" (or "A").
@@ -72,7 +73,7 @@ func swarmTest(t *testing.T, full, short string, cluster bool) {
 	default:
 		seeds, _ = seedRange(full)
 	}
-	opts := Options{Short: testing.Short(), Cluster: cluster}
+	opts := Options{Short: testing.Short(), Cluster: cluster, GroupMembers: *membersFlag}
 	if len(seeds) == 1 && testing.Verbose() {
 		opts.Verbose = os.Stdout
 	}

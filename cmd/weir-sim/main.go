@@ -33,6 +33,7 @@ func main() {
 	every := flag.Duration("progress", 5*time.Second, "how often to print progress")
 	quiet := flag.Bool("quiet", false, "print failing seeds' replay commands, not their full reports")
 	cluster := flag.Bool("cluster", false, "run each seed as a cluster of 3 or 5 nodes")
+	members := flag.Int("group-members", 0, "give every seed consumer groups of this many members (to measure rebalances)")
 	flag.Parse()
 	lo, hi, err := parseRange(*seeds)
 	if err != nil {
@@ -43,7 +44,8 @@ func main() {
 	for s := lo; s <= hi; s++ {
 		list = append(list, s)
 	}
-	if code := swarm(list, *parallel, *recheck, *short, *cluster, *every, *quiet); code != 0 {
+	opts := sim.Options{Short: *short, Cluster: *cluster, GroupMembers: *members}
+	if code := swarm(list, *parallel, *recheck, opts, *every, *quiet); code != 0 {
 		os.Exit(code)
 	}
 }
@@ -66,9 +68,8 @@ func parseRange(s string) (uint64, uint64, error) {
 	return lo, hi, nil
 }
 
-func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, every time.Duration, quiet bool) int {
+func swarm(seeds []uint64, parallel int, recheck uint64, opts sim.Options, every time.Duration, quiet bool) int {
 	start := time.Now()
-	opts := sim.Options{Short: short, Cluster: cluster}
 	var (
 		done, failed int
 		simSec       float64
@@ -84,6 +85,8 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, ev
 		// Cluster runs: controller terms and failover times.
 		terms int
 		gaps  []time.Duration
+		// Consumer group rebalances (history.Rebalances).
+		rebalances []time.Duration
 	)
 	fmt.Printf("weir-sim: %d seeds (%d-%d), %d at a time, commit %s\n", len(seeds), seeds[0], seeds[len(seeds)-1], parallel, sim.Commit())
 	progress := func() {
@@ -116,6 +119,9 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, ev
 		for _, g := range r.ControllerGaps {
 			gaps = append(gaps, time.Duration(g))
 		}
+		for _, d := range r.Rebalances {
+			rebalances = append(rebalances, time.Duration(d))
+		}
 		if d := time.Duration(r.HealedIn); d > slowest {
 			slowest, slowestSeed = d, r.Seed
 		}
@@ -123,7 +129,7 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, ev
 			failed++
 			failing = append(failing, r.Seed)
 			if quiet {
-				fmt.Printf("FAIL seed %d: %s\n  replay: %s\n", r.Seed, r.Failures[0], sim.ReplayCommand(r.Seed, cluster))
+				fmt.Printf("FAIL seed %d: %s\n  replay: %s\n", r.Seed, r.Failures[0], sim.ReplayCommand(r.Seed, opts))
 			} else {
 				r.Report(os.Stdout)
 			}
@@ -134,7 +140,12 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, ev
 		}
 	})
 	progress()
-	if cluster {
+	if len(rebalances) > 0 {
+		slices.Sort(rebalances)
+		fmt.Printf("group rebalances (first JoinGroup of a generation to its last member's assignment): median %v, p99 %v, max %v over %d\n",
+			rebalances[len(rebalances)/2], rebalances[len(rebalances)*99/100], rebalances[len(rebalances)-1], len(rebalances))
+	}
+	if opts.Cluster {
 		fmt.Printf("liveness: every node's metadata converged at most %v after the heal (seed %d)\n", slowest, slowestSeed)
 		fmt.Printf("controllers: %d terms with an active controller, %.1f elections per simulated hour\n", terms, float64(terms)/(simSec/3600))
 		if len(gaps) > 0 {
@@ -150,7 +161,7 @@ func swarm(seeds []uint64, parallel int, recheck uint64, short, cluster bool, ev
 		fmt.Printf("fault classes that never fired: %v\n", never)
 	}
 	for _, s := range failing {
-		fmt.Printf("failed: %s\n", sim.ReplayCommand(s, cluster))
+		fmt.Printf("failed: %s\n", sim.ReplayCommand(s, opts))
 	}
 	// The closing line in the form test runners end with; a seed whose
 	// replay was not deterministic counts as failed.

@@ -21,52 +21,42 @@ func failed(p int32, off int64, code int16) history.GroupPart {
 	return history.GroupPart{Partition: p, Offset: off, ErrCode: code}
 }
 
-func groupHistory(crashes []int64, ops ...*history.GroupOp) *history.History {
-	h := &history.History{Crashes: crashes}
+func groupHistory(ops ...*history.GroupOp) *history.History {
+	h := &history.History{}
 	for _, o := range ops {
 		h.AddGroup(o)
 	}
 	return h
 }
 
-// The group checker catches each violation it is for. Group state is
-// durable, so a node crash excuses nothing.
+// The group checker catches each violation it is for.
 func TestGroups(t *testing.T) {
 	op := groupOp
 	cases := []struct {
-		name    string
-		ops     []*history.GroupOp
-		crashes []int64
-		fails   bool
+		name  string
+		ops   []*history.GroupOp
+		fails bool
 	}{
 		{"two owners in one generation", []*history.GroupOp{
-			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 1, 0, 1, at(0, 0))}, nil, true},
-		{"two owners in one generation across a crash", []*history.GroupOp{
-			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 1, 3, 4, at(0, 0))}, []int64{2}, true},
+			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 1, 0, 1, at(0, 0))}, true},
 		{"owners in different generations", []*history.GroupOp{
-			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 2, 2, 3, at(0, 0))}, nil, false},
+			op(history.Sync, "a", 1, 0, 1, at(0, 0)), op(history.Sync, "b", 2, 2, 3, at(0, 0))}, false},
 		{"commit moves back", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.Commit, "a", 1, 2, 3, at(0, 5))}, nil, true},
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.Commit, "a", 1, 2, 3, at(0, 5))}, true},
 		{"concurrent commits", []*history.GroupOp{
 			op(history.Commit, "a", 1, 0, 3, at(0, 10)), op(history.Commit, "a", 1, 2, 4, at(0, 5)),
-			op(history.FetchOffsets, "b", 1, 5, 6, at(0, 10))}, nil, false},
+			op(history.FetchOffsets, "b", 1, 5, 6, at(0, 10))}, false},
 		{"fetch misses a commit", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, -1))}, nil, true},
-		{"offsets gone after a restart", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 3, 4, at(0, -1))}, []int64{2}, true},
-		{"fetch spanning a crash misses a commit", []*history.GroupOp{
-			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 4, at(0, -1))}, []int64{3}, true},
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), op(history.FetchOffsets, "b", 1, 2, 3, at(0, -1))}, true},
 		{"stale generation commit", []*history.GroupOp{
-			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, at(0, 10))}, nil, true},
-		{"generation goes back after a restart", []*history.GroupOp{
-			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, []int64{2}, true},
+			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, at(0, 10))}, true},
 		{"stale generation commit refused", []*history.GroupOp{
-			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, failed(0, 10, 22))}, nil, false},
+			op(history.Sync, "b", 2, 0, 1), op(history.Commit, "a", 1, 2, 3, failed(0, 10, 22))}, false},
 		{"generation announced, never handed out, then undone by a failover", []*history.GroupOp{
-			op(history.Join, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, []int64{2}, false},
+			op(history.Join, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, false},
 	}
 	for _, c := range cases {
-		if got := Groups(groupHistory(c.crashes, c.ops...), 10); (len(got) > 0) != c.fails {
+		if got := Groups(groupHistory(c.ops...), 10); (len(got) > 0) != c.fails {
 			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
 		}
 	}
@@ -117,7 +107,7 @@ func TestOffsetLinearizability(t *testing.T) {
 			{Kind: history.FetchOffsets, Group: "h", Topic: "t", Call: 2, Return: 3, Parts: []history.GroupPart{at(0, -1)}}}, false},
 	}
 	for _, c := range cases {
-		h := groupHistory(nil, c.ops...)
+		h := groupHistory(c.ops...)
 		got := offsetLinearizability(h.Groups, 10)
 		if (len(got) > 0) != c.fails {
 			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
@@ -134,7 +124,7 @@ func TestOffsetLinearizability(t *testing.T) {
 // A failing group's committed offsets can be drawn, as a failing
 // partition's records can.
 func TestVisualizeOffsets(t *testing.T) {
-	h := groupHistory(nil, groupOp(history.Commit, "a", 1, 0, 1, at(0, 10)), groupOp(history.FetchOffsets, "b", 1, 2, 3, at(0, -1)))
+	h := groupHistory(groupOp(history.Commit, "a", 1, 0, 1, at(0, 10)), groupOp(history.FetchOffsets, "b", 1, 2, 3, at(0, -1)))
 	fs := Groups(h, 10)
 	var part *Part
 	for _, f := range fs {

@@ -129,10 +129,6 @@ type History struct {
 	Fetches  []*Fetch
 	Admins   []*Admin
 	Groups   []*GroupOp
-	// Crashes lists when the node process stopped (kill, machine crash,
-	// operator restart). No checker reads it since group state became
-	// durable; it goes once sim/run.go and sim/cluster.go stop recording it.
-	Crashes []int64
 	// Clients names each client index.
 	Clients   []string
 	observers []Observer
@@ -237,7 +233,6 @@ func (h *History) AddGroup(g *GroupOp) {
 }
 
 // Crash records that the node process stopped at t.
-func (h *History) Crash(t int64) { h.Crashes = append(h.Crashes, t) }
 
 // FinalTopic is a topic as the metadata lists it once faults have stopped:
 // the incarnations whose records the final check holds to account.
@@ -245,4 +240,65 @@ type FinalTopic struct {
 	Name       string
 	ID         TopicID
 	Partitions int32
+}
+
+// Rebalances measures each complete rebalance of a consumer group in the
+// history: from the first JoinGroup call among the members a generation
+// admitted to the last SyncGroup answer that handed one of them its
+// assignment, for generations whose every admitted member got one. It is
+// the time users wait between consumers coming or going and the group
+// consuming again (a new group's includes group.initial.rebalance.delay.ms).
+func (h *History) Rebalances() []int64 {
+	type genKey struct {
+		group string
+		gen   int32
+	}
+	type span struct {
+		start, end     int64
+		joined, synced map[string]bool
+	}
+	spans := map[genKey]*span{}
+	var order []genKey
+	get := func(k genKey) *span {
+		s := spans[k]
+		if s == nil {
+			s = &span{start: -1, joined: map[string]bool{}, synced: map[string]bool{}}
+			spans[k] = s
+			order = append(order, k)
+		}
+		return s
+	}
+	for _, op := range h.Groups {
+		if op.ErrCode != 0 {
+			continue
+		}
+		k := genKey{op.Group, op.Generation}
+		switch op.Kind {
+		case Join:
+			s := get(k)
+			s.joined[op.MemberID] = true
+			if s.start < 0 || op.Call < s.start {
+				s.start = op.Call
+			}
+		case Sync:
+			s := get(k)
+			s.synced[op.MemberID] = true
+			s.end = max(s.end, op.Return)
+		}
+	}
+	var out []int64
+	for _, k := range order {
+		s := spans[k]
+		if s.start < 0 || len(s.joined) == 0 || len(s.synced) != len(s.joined) {
+			continue
+		}
+		complete := true
+		for id := range s.joined {
+			complete = complete && s.synced[id]
+		}
+		if complete {
+			out = append(out, s.end-s.start)
+		}
+	}
+	return out
 }

@@ -43,9 +43,6 @@ type Config struct {
 	// Groups is how many classic consumer groups run (0: none), each with
 	// GroupMembers members reading one of the setup topics.
 	Groups, GroupMembers int
-	// Home is no longer read: members find their group's coordinator
-	// with FindCoordinator. It goes once sim/cluster.go stops setting it.
-	Home int
 	// Brokers lists the nodes with the broker role (nil: all).
 	Brokers []int
 	// ReplicationFactor and MinInsyncReplicas, in a cluster run, are what
