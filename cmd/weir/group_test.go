@@ -417,8 +417,8 @@ func saramaGroupConfig(version sarama.KafkaVersion) *sarama.Config {
 
 // runSaramaMember consumes in a goroutine until ctx ends, then closes. A
 // Consume error fails the test unless tolerateErrors (a cluster test, which
-// kills brokers under its members): then it is logged and the member joins
-// again.
+// kills brokers under its members): then it is logged (unless the same as
+// the last) and the member joins again.
 func runSaramaMember(ctx context.Context, t *testing.T, wg *sync.WaitGroup, addrs []string, group, topic string, cfg *sarama.Config, h saramaGroupHandler, tolerateErrors bool) {
 	t.Helper()
 	cg, err := sarama.NewConsumerGroup(addrs, group, cfg)
@@ -429,12 +429,16 @@ func runSaramaMember(ctx context.Context, t *testing.T, wg *sync.WaitGroup, addr
 	go func() {
 		defer wg.Done()
 		defer cg.Close()
+		var last string
 		for ctx.Err() == nil {
 			err := cg.Consume(ctx, []string{topic}, h)
 			switch {
 			case err == nil || ctx.Err() != nil:
 			case tolerateErrors:
-				t.Logf("sarama member %s: %v (joining again)", h.who, err)
+				if err.Error() != last {
+					t.Logf("sarama member %s: %v (joining again)", h.who, err)
+					last = err.Error()
+				}
 				time.Sleep(100 * time.Millisecond)
 			default:
 				t.Errorf("sarama member %s: %v", h.who, err)
@@ -647,12 +651,14 @@ func newGroupReader(brokers []string, group, topic string, logger kafka.Logger) 
 
 // readGroup reads r in a goroutine until ctx ends, recording what it reads
 // as who's. A read error fails the test unless tolerateErrors (a cluster
-// test, which kills brokers under its readers): then it is logged and the
-// reader goes on, as kafka-go's Reader rejoins by itself.
+// test, which kills brokers under its readers): then it is logged (unless
+// the same as the last) and the reader goes on, as kafka-go's Reader
+// rejoins by itself.
 func readGroup(ctx context.Context, t *testing.T, wg *sync.WaitGroup, r *kafka.Reader, who string, seen *groupSeen, tolerateErrors bool) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		var last string
 		for {
 			m, err := r.ReadMessage(ctx)
 			switch {
@@ -661,7 +667,10 @@ func readGroup(ctx context.Context, t *testing.T, wg *sync.WaitGroup, r *kafka.R
 			case ctx.Err() != nil:
 				return
 			case tolerateErrors:
-				t.Logf("reader %s: %v (reading on)", who, err)
+				if err.Error() != last {
+					t.Logf("reader %s: %v (reading on)", who, err)
+					last = err.Error()
+				}
 				time.Sleep(100 * time.Millisecond)
 			default:
 				t.Errorf("reader %s: %v", who, err)
