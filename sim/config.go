@@ -239,6 +239,27 @@ func (c *Config) drawGroups() {
 	// the simulator more than it finds. Without groups the topic is never
 	// created.
 	c.Broker["offsets.topic.num.partitions"] = strconv.FormatInt(r.Range(1, 4), 10)
+	// Some groups speak KIP-848, with sessions as short as the classic
+	// members' (Kafka's defaults, 45 s, would leave a crashed member's
+	// partitions idle for most of a run).
+	c.Workload.ConsumerGroups = int(r.Range(0, int64(c.Workload.Groups)))
+	if c.Workload.ConsumerGroups > 0 {
+		c.Broker["group.consumer.min.session.timeout.ms"] = "6000"
+		c.Broker["group.consumer.session.timeout.ms"] = strconv.FormatInt(r.Range(6, 10)*1000, 10)
+		c.Broker["group.consumer.min.heartbeat.interval.ms"] = "1000"
+		c.Broker["group.consumer.heartbeat.interval.ms"] = strconv.FormatInt(r.Range(1, 3)*1000, 10)
+	}
+}
+
+// groupFence is how soon a KIP-848 coordinator may fence a member on its
+// own: the configured session timeout, and the smallest rebalance timeout
+// members send.
+func (c *Config) groupFence() check.FenceBounds {
+	sessionMs := int64(45000) // group.consumer.session.timeout.ms's default
+	if v, ok := c.Broker["group.consumer.session.timeout.ms"]; ok {
+		sessionMs = parseInt(v)
+	}
+	return check.FenceBounds{SessionNs: sessionMs * 1e6, RebalanceNs: workload.MinRebalanceSec * 1e9}
 }
 
 // forceGroups gives the run consumer groups of members members, whatever
@@ -363,7 +384,7 @@ func (c *Config) String() string {
 	p("workload: %d idempotent + %d plain producers (batch every %v-%v, up to %d records), %d consumers, admin %v (%d churn topics %s), request timeout %v",
 		w.IdempotentProducers, w.PlainProducers, dur(w.ProduceEvery[0]), dur(w.ProduceEvery[1]), w.MaxBatchRecords,
 		w.Consumers, w.Admin, w.ChurnTopics, kv(w.ChurnConfigs), dur(w.RequestTimeout))
-	p("consumer groups: %d, of %d members each", w.Groups, w.GroupMembers)
+	p("consumer groups: %d (%d of them KIP-848), of %d members each", w.Groups, w.ConsumerGroups, w.GroupMembers)
 	d := c.Disk
 	p("disk: latency %v-%v, slow %v (up to %v), write EIO %v, fsync EIO %v, ENOSPC %v, bit flip %v, crash keeps sectors %v, dir ops %v, grace %v",
 		dur(d.MinLatency), dur(d.MaxLatency), d.Slow, dur(d.SlowLatency), d.WriteEIO, d.SyncEIO, d.NoSpace, d.BitFlip, d.KeepSector, d.KeepDirOps, dur(c.DiskGrace))

@@ -158,7 +158,7 @@ func Run(seed uint64, opts Options) (res *Result) {
 	}
 	res.checkInput = check.Input{
 		History: &r.hist, Final: r.final, FinalRead: r.finalRead,
-		Retention: cfg.retention, MaxBrokerWallMs: r.maxBrokerWallMs(),
+		Retention: cfg.retention, MaxBrokerWallMs: r.maxBrokerWallMs(), GroupFence: cfg.groupFence(),
 	}
 	if len(r.failures) == 0 {
 		r.failures = check.Run(res.checkInput, opts.PorcupineTimeoutSec)

@@ -43,6 +43,8 @@ var supported = map[int16]wire.VersionRange{
 	kmsg.ListGroups.Int16():                 {Min: 0, Max: 5},
 	kmsg.DeleteGroups.Int16():               {Min: 0, Max: 2},
 	kmsg.OffsetDelete.Int16():               {Min: 0, Max: 0},
+	kmsg.ConsumerGroupHeartbeat.Int16():     {Min: 0, Max: 1},
+	kmsg.ConsumerGroupDescribe.Int16():      {Min: 0, Max: 1},
 	kmsg.DescribeLogDirs.Int16():            {Min: 0, Max: 4},
 	kmsg.AlterPartitionAssignments.Int16():  {Min: 0, Max: 1},
 	kmsg.ListPartitionReassignments.Int16(): {Min: 0, Max: 0},

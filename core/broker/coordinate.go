@@ -75,6 +75,30 @@ func (h groupHost) Exists(topic string, partition int32) bool {
 
 func (h groupHost) WallMs() int64 { return h.n.now.WallMs }
 
+// Topic and Topics are the topics clients see, as KIP-848 consumer groups
+// subscribe to them.
+func (h groupHost) Topic(name string) (group.TopicMeta, bool) {
+	t := h.n.topics.visible(name)
+	if t == nil {
+		return group.TopicMeta{}, false
+	}
+	return topicMeta(t), true
+}
+
+func (h groupHost) Topics() []group.TopicMeta {
+	var out []group.TopicMeta
+	for _, t := range h.n.topics.sorted {
+		if t.visible {
+			out = append(out, topicMeta(t))
+		}
+	}
+	return out
+}
+
+func topicMeta(t *topic) group.TopicMeta {
+	return group.TopicMeta{Name: t.name, ID: t.id, Partitions: int32(len(t.visiblePartitions()))}
+}
+
 // Owns is Kafka's validateGroupStatus: the group's partition must be led
 // here and loaded.
 func (h groupHost) Owns(groupID string) *kerr.Error {

@@ -538,6 +538,10 @@ func (n *Node) handleRequest(r port.Request) {
 		n.handleDeleteGroups(s, req)
 	case *kmsg.OffsetDeleteRequest:
 		n.handleOffsetDelete(s, req)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		n.handleConsumerGroupHeartbeat(s, req)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		n.handleConsumerGroupDescribe(s, req)
 	case *kmsg.DescribeLogDirsRequest:
 		n.handleDescribeLogDirs(s, req)
 	case *kmsg.AlterPartitionAssignmentsRequest:

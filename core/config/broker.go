@@ -70,17 +70,27 @@ type Broker struct {
 	// Groups and committed offsets. The replication factors of the internal
 	// topics are what was asked for; whoever creates them caps them to the
 	// number of brokers, which is what lets one node run with the defaults.
-	GroupInitialRebalanceDelayMs    int32
-	GroupMinSessionTimeoutMs        int32
-	GroupMaxSessionTimeoutMs        int32
-	GroupMaxSize                    int32
-	OffsetsTopicNumPartitions       int32
-	OffsetsCommitTimeoutMs          int32
-	OffsetsTopicReplicationFactor   int16
-	OffsetsTopicSegmentBytes        int32
-	OffsetsRetentionMs              int64 // offsets.retention.minutes, in ms
-	OffsetsRetentionCheckIntervalMs int64
-	OffsetMetadataMaxBytes          int32
+	GroupInitialRebalanceDelayMs int32
+	GroupMinSessionTimeoutMs     int32
+	GroupMaxSessionTimeoutMs     int32
+	GroupMaxSize                 int32
+	// KIP-848 consumer groups; ConsumerAssignors are short names
+	// ("uniform", "range"), the default first.
+	GroupConsumerSessionTimeoutMs       int32
+	GroupConsumerMinSessionTimeoutMs    int32
+	GroupConsumerMaxSessionTimeoutMs    int32
+	GroupConsumerHeartbeatIntervalMs    int32
+	GroupConsumerMinHeartbeatIntervalMs int32
+	GroupConsumerMaxHeartbeatIntervalMs int32
+	GroupConsumerMaxSize                int32
+	GroupConsumerAssignors              []string
+	OffsetsTopicNumPartitions           int32
+	OffsetsCommitTimeoutMs              int32
+	OffsetsTopicReplicationFactor       int16
+	OffsetsTopicSegmentBytes            int32
+	OffsetsRetentionMs                  int64 // offsets.retention.minutes, in ms
+	OffsetsRetentionCheckIntervalMs     int64
+	OffsetMetadataMaxBytes              int32
 
 	// Producers and transactions.
 	ProducerIDExpirationMs               int32
@@ -219,6 +229,16 @@ func (b *Broker) build() error {
 	b.GroupMinSessionTimeoutMs = int32(b.num("group.min.session.timeout.ms"))
 	b.GroupMaxSessionTimeoutMs = int32(b.num("group.max.session.timeout.ms"))
 	b.GroupMaxSize = int32(b.num("group.max.size"))
+	b.GroupConsumerSessionTimeoutMs = int32(b.num("group.consumer.session.timeout.ms"))
+	b.GroupConsumerMinSessionTimeoutMs = int32(b.num("group.consumer.min.session.timeout.ms"))
+	b.GroupConsumerMaxSessionTimeoutMs = int32(b.num("group.consumer.max.session.timeout.ms"))
+	b.GroupConsumerHeartbeatIntervalMs = int32(b.num("group.consumer.heartbeat.interval.ms"))
+	b.GroupConsumerMinHeartbeatIntervalMs = int32(b.num("group.consumer.min.heartbeat.interval.ms"))
+	b.GroupConsumerMaxHeartbeatIntervalMs = int32(b.num("group.consumer.max.heartbeat.interval.ms"))
+	b.GroupConsumerMaxSize = int32(b.num("group.consumer.max.size"))
+	for _, a := range b.list("group.consumer.assignors") {
+		b.GroupConsumerAssignors = append(b.GroupConsumerAssignors, ConsumerAssignorName(a))
+	}
 	b.OffsetsTopicNumPartitions = int32(b.num("offsets.topic.num.partitions"))
 	b.OffsetsCommitTimeoutMs = int32(b.num("offsets.commit.timeout.ms"))
 	b.OffsetsTopicReplicationFactor = int16(b.num("offsets.topic.replication.factor"))
@@ -238,6 +258,9 @@ func (b *Broker) build() error {
 	if b.GroupMinSessionTimeoutMs > b.GroupMaxSessionTimeoutMs {
 		return &Error{Key: "group.min.session.timeout.ms", Msg: fmt.Sprintf(
 			"group.min.session.timeout.ms (%d) must not exceed group.max.session.timeout.ms (%d)", b.GroupMinSessionTimeoutMs, b.GroupMaxSessionTimeoutMs)}
+	}
+	if err := b.checkConsumerGroupBounds(); err != nil {
+		return err
 	}
 	// A follower whose fetches wait longer than the lag limit would drop
 	// out of the ISR while merely idle.

@@ -33,6 +33,15 @@ type Config struct {
 	// groups are swept.
 	OffsetsRetentionMs              int64
 	OffsetsRetentionCheckIntervalMs int64
+
+	// KIP-848 consumer groups: group.consumer.session.timeout.ms,
+	// group.consumer.heartbeat.interval.ms, group.consumer.max.size, and
+	// the server assignors of group.consumer.assignors by short name, the
+	// default first.
+	ConsumerSessionTimeoutMs    int32
+	ConsumerHeartbeatIntervalMs int32
+	ConsumerMaxSize             int32
+	ConsumerAssignors           []string
 }
 
 // ConfigFrom takes the group settings of a broker configuration.
@@ -45,6 +54,10 @@ func ConfigFrom(b *config.Broker) Config {
 		OffsetMetadataMaxBytes:          b.OffsetMetadataMaxBytes,
 		OffsetsRetentionMs:              b.OffsetsRetentionMs,
 		OffsetsRetentionCheckIntervalMs: b.OffsetsRetentionCheckIntervalMs,
+		ConsumerSessionTimeoutMs:        b.GroupConsumerSessionTimeoutMs,
+		ConsumerHeartbeatIntervalMs:     b.GroupConsumerHeartbeatIntervalMs,
+		ConsumerMaxSize:                 b.GroupConsumerMaxSize,
+		ConsumerAssignors:               b.GroupConsumerAssignors,
 	}
 }
 
@@ -81,6 +94,14 @@ type Coordinator struct {
 func New(cfg Config, rnd Rand, host Host, logger *slog.Logger, nowNs int64) *Coordinator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.ConsumerAssignors) == 0 {
+		panic("group: no consumer group assignor configured")
+	}
+	for _, a := range cfg.ConsumerAssignors {
+		if assignors[a] == nil {
+			panic("group: unknown consumer group assignor " + a)
+		}
 	}
 	c := &Coordinator{
 		cfg:    cfg,
@@ -215,18 +236,19 @@ func sortedStrings(s []string) []string {
 
 // sweep is Kafka's cleanupGroupMetadata: expire offsets past retention
 // (KIP-211: for a group with members' protocol type, retention counts from
-// when it became empty; for a simple group, from each commit), then delete
-// empty groups left without offsets.
+// when it became empty; for a simple group and, as in Kafka, for a KIP-848
+// consumer group, from each commit), then delete empty groups left without
+// offsets.
 func (c *Coordinator) sweep() {
 	retention := c.cfg.OffsetsRetentionMs * msNs
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
-		if g.state == Empty || g.protocolType == "" {
+		if g.empty() || (g.cg == nil && g.protocolType == "") {
 			var tombstones []Record
 			for _, tp := range g.sortedOffsets() {
 				o := g.offsets[tp]
 				base := o.commitNs
-				if g.protocolType != "" {
+				if g.cg == nil && g.protocolType != "" {
 					base = g.stateSinceNs
 				}
 				if (o.expireNs != 0 && c.nowNs >= o.expireNs) || (o.expireNs == 0 && c.nowNs-base >= retention) {
@@ -239,8 +261,8 @@ func (c *Coordinator) sweep() {
 				c.persist(g.id, tombstones)
 			}
 		}
-		if g.state == Empty && len(g.offsets) == 0 && len(g.pendingCommits) == 0 {
-			c.persist(g.id, []Record{groupTombstone(g.id)})
+		if g.empty() && len(g.offsets) == 0 && len(g.pendingCommits) == 0 {
+			c.persist(g.id, groupTombstones(g))
 			c.deleteGroup(g)
 		}
 	}
@@ -270,7 +292,7 @@ func (c *Coordinator) removeGroup(g *group) {
 			recs = append(recs, offsetTombstone(g.id, tp))
 		}
 	}
-	recs = append(recs, groupTombstone(g.id))
+	recs = append(recs, groupTombstones(g)...)
 	c.persist(g.id, recs)
 	c.deleteGroup(g)
 }

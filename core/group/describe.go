@@ -32,6 +32,10 @@ func (c *Coordinator) DescribeGroups(nowNs int64, req *kmsg.DescribeGroupsReques
 			resp.Groups = append(resp.Groups, dg)
 			continue
 		}
+		if g.cg != nil {
+			resp.Groups = append(resp.Groups, c.describeConsumerGroup(g))
+			continue
+		}
 		dg.State = g.state.String()
 		dg.ProtocolType = g.protocolType
 		stable := g.state == Stable
@@ -57,8 +61,8 @@ func (c *Coordinator) DescribeGroups(nowNs int64, req *kmsg.DescribeGroupsReques
 }
 
 // ListGroups handles a ListGroups request, groups sorted by id. The v4
-// state filter and the v5 type filter match case-insensitively; every
-// group here is of type "classic".
+// state filter and the v5 type filter match case-insensitively; a group is
+// of type "classic" or (KIP-848) "consumer".
 func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	c.begin(nowNs)
 	defer c.end()
@@ -82,14 +86,18 @@ func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg
 	}
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
-		if !matches(req.StatesFilter, g.state.String()) || !matches(req.TypesFilter, "classic") {
+		state, protocolType, groupType := g.state.String(), g.protocolType, "classic"
+		if g.cg != nil {
+			state, protocolType, groupType = g.cg.state().String(), "consumer", "consumer"
+		}
+		if !matches(req.StatesFilter, state) || !matches(req.TypesFilter, groupType) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group = id
-		lg.ProtocolType = g.protocolType
-		lg.GroupState = g.state.String()
-		lg.GroupType = "classic"
+		lg.ProtocolType = protocolType
+		lg.GroupState = state
+		lg.GroupType = groupType
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -113,7 +121,7 @@ func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest) *
 			dg.ErrorCode = owned.Code
 		case g == nil:
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
-		case g.state != Empty:
+		case !g.empty():
 			dg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			c.log.Info("deleting group", "group", id, "offsets", len(g.offsets))

@@ -181,6 +181,11 @@ type group struct {
 	// entry per commit), so that a deletion meanwhile also buries them.
 	pendingCommits []topicPartition
 
+	// cg is set when the group is a KIP-848 consumer group (type
+	// "consumer"); the classic fields then stay empty (state Empty, no
+	// members), so classic requests find no member in it.
+	cg *consumerGroup
+
 	// wakeNs is the deadline the coordinator's timer heap holds for this
 	// group; deleted is set once the group left the coordinator.
 	wakeNs  int64
@@ -406,5 +411,19 @@ func (g *group) nextDeadline() int64 {
 	for _, m := range g.members {
 		at(m.deadlineNs)
 	}
+	if g.cg != nil {
+		for _, m := range g.cg.members {
+			at(m.sessionDeadlineNs)
+			at(m.revokeDeadlineNs)
+		}
+	}
 	return d
+}
+
+// empty reports whether the group has no members, of either protocol.
+func (g *group) empty() bool {
+	if g.cg != nil {
+		return len(g.cg.members) == 0
+	}
+	return g.state == Empty
 }

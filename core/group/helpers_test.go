@@ -18,6 +18,10 @@ func testConfig() Config {
 		OffsetMetadataMaxBytes:          4096,
 		OffsetsRetentionMs:              7 * 24 * 3600 * 1000,
 		OffsetsRetentionCheckIntervalMs: 600000,
+		ConsumerSessionTimeoutMs:        45000,
+		ConsumerHeartbeatIntervalMs:     5000,
+		ConsumerMaxSize:                 1000,
+		ConsumerAssignors:               []string{"uniform", "range"},
 	}
 }
 
@@ -37,6 +41,7 @@ type memHost struct {
 	pending  []memAppend
 	failWith *kerr.Error
 	notOwned map[string]*kerr.Error
+	topics   []TopicMeta // sorted by name; see consumer_helpers_test.go
 }
 
 type memAppend struct {

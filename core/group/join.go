@@ -50,6 +50,15 @@ func (c *Coordinator) JoinGroup(nowNs int64, cl Client, req *kmsg.JoinGroupReque
 		fail(req.MemberID, kerr.UnknownMemberID)
 		return
 	}
+	if g.cg != nil {
+		// A consumer group (KIP-848): classic members may not join
+		// one with members; an empty one becomes classic.
+		if !g.empty() {
+			fail(req.MemberID, kerr.InconsistentGroupProtocol)
+			return
+		}
+		c.toClassic(g)
+	}
 	switch {
 	case !c.acceptJoiningMember(g, req.MemberID):
 		if m := g.byID[req.MemberID]; m != nil {
@@ -459,6 +468,10 @@ func (c *Coordinator) removeMemberAndUpdateGroup(g *group, m *member, reason str
 
 // expireGroup does what is due in g.
 func (c *Coordinator) expireGroup(g *group) {
+	if g.cg != nil {
+		c.expireConsumerGroup(g)
+		return
+	}
 	now := c.nowNs
 	if len(g.pending) > 0 {
 		kept := g.pending[:0]

@@ -24,8 +24,9 @@ import (
 // generation; a commit with generation -1 and no member id, a "simple"
 // commit, is allowed only while the group is Empty, and creates the group
 // if there is none; during CompletingRebalance every commit gets
-// REBALANCE_IN_PROGRESS); then each partition's metadata must fit
-// offset.metadata.max.bytes.
+// REBALANCE_IN_PROGRESS; a KIP-848 consumer group checks member id and
+// epoch instead, see consumerCommitCheck); then each partition's metadata
+// must fit offset.metadata.max.bytes.
 func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, reply func(*kmsg.OffsetCommitResponse)) {
 	c.begin(nowNs)
 	defer c.end()
@@ -126,6 +127,9 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 // against it, as Kafka's validateOffsetCommit.
 func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.Error) {
 	g := c.getOrCreate(req.Group, false)
+	if g != nil && g.cg != nil {
+		return g, consumerCommitCheck(g.cg, req)
+	}
 	if g == nil {
 		if req.Generation >= 0 {
 			// A member of a group that no longer exists.
@@ -171,9 +175,9 @@ func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.
 // a commit still being written is not seen. Null topics (v2+) ask for every committed partition,
 // sorted by topic and partition. A partition without a commit, or a group
 // that does not exist, gets offset -1 and no error, as in Kafka. The
-// KIP-848 member id and epoch of v9 do not apply to classic groups and are
-// ignored, as Kafka does for them; RequireStable has nothing to wait for
-// without transactions.
+// KIP-848 member id and epoch of v9 are checked for consumer groups (see
+// consumerFetchCheck) and ignored for classic groups, as Kafka does;
+// RequireStable has nothing to wait for without transactions.
 func (c *Coordinator) OffsetFetch(nowNs int64, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	c.begin(nowNs)
 	defer c.end()
@@ -187,7 +191,11 @@ func (c *Coordinator) OffsetFetch(nowNs int64, req *kmsg.OffsetFetchRequest) *km
 			}
 			fg := kmsg.NewOffsetFetchResponseGroup()
 			fg.Group = rg.Group
-			if err := c.host.Owns(rg.Group); err != nil {
+			err := c.host.Owns(rg.Group)
+			if err == nil {
+				err = c.consumerFetchCheck(rg)
+			}
+			if err != nil {
 				fg.ErrorCode = err.Code
 				resp.Groups = append(resp.Groups, fg)
 				continue
@@ -349,7 +357,7 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 	case g == nil:
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return
-	case g.state != Empty && g.protocolType != "consumer":
+	case !g.empty() && g.protocolType != "consumer" && g.cg == nil:
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
 		return
 	}
@@ -362,7 +370,7 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 			if rp.ErrorCode != 0 {
 				continue
 			}
-			if g.state != Empty && subscribed[rt.Topic] {
+			if !g.empty() && subscribed[rt.Topic] {
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 				continue
 			}
@@ -385,6 +393,14 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 // as in Kafka.
 func (g *group) subscribedTopics() map[string]bool {
 	topics := map[string]bool{}
+	if g.cg != nil {
+		for _, m := range g.cg.members {
+			for _, t := range g.cg.subscribedNames(m) {
+				topics[t] = true
+			}
+		}
+		return topics
+	}
 	if g.protocol == nil || g.protocolType != "consumer" {
 		return topics
 	}

@@ -29,6 +29,19 @@ type Host interface {
 	// WallMs is the wall-clock time in milliseconds, for the timestamps
 	// records carry (offset retention counts from them after a reload).
 	WallMs() int64
+	// Topic and Topics are the topics clients can see, as consumer groups
+	// subscribe to them: one by name, or all sorted by name (for regex
+	// subscriptions). Consumer groups look again at every heartbeat, so a
+	// topic created, deleted or grown is noticed without being told.
+	Topic(name string) (TopicMeta, bool)
+	Topics() []TopicMeta
+}
+
+// TopicMeta is a topic as a consumer group's assignor sees it.
+type TopicMeta struct {
+	Name       string
+	ID         [16]byte
+	Partitions int32
 }
 
 // Record is one record of __consumer_offsets in Kafka's format: the key
@@ -39,8 +52,9 @@ type Record struct {
 }
 
 // Key versions of __consumer_offsets records, as Kafka numbers them:
-// 0 and 1 key a committed offset, 2 a classic group's metadata. Later
-// versions key KIP-848 records, which this coordinator does not write.
+// 0 and 1 key a committed offset, 2 a classic group's metadata, 3 to 8 a
+// KIP-848 consumer group (records848.go). Later ones (share and streams
+// groups) are not written by this coordinator.
 const (
 	offsetKeyVersion = 1
 	groupKeyVersion  = 2
@@ -101,9 +115,10 @@ func groupTombstone(id string) Record {
 // loading is what the replay of one partition has found so far: the last
 // record of each key wins, a tombstone removes it.
 type loading struct {
-	offsets map[string]map[topicPartition]kmsg.OffsetCommitValue
-	groups  map[string]*kmsg.GroupMetadataValue
-	skipped int
+	offsets   map[string]map[topicPartition]kmsg.OffsetCommitValue
+	groups    map[string]*kmsg.GroupMetadataValue
+	consumers map[string]*loadingConsumer
+	skipped   int
 }
 
 // ErrBadRecord reports a record of __consumer_offsets that cannot be
@@ -146,8 +161,9 @@ func (c *Coordinator) Replay(partition int32, r Record) error {
 			return fmt.Errorf("%w: group key: %v", ErrBadRecord, err)
 		}
 		if r.Value == nil {
+			// Offsets have tombstones of their own: a group that
+			// changes type (KIP-848) keeps them.
 			delete(l.groups, k.Group)
-			delete(l.offsets, k.Group)
 			return nil
 		}
 		v := new(kmsg.GroupMetadataValue)
@@ -155,8 +171,11 @@ func (c *Coordinator) Replay(partition int32, r Record) error {
 			return fmt.Errorf("%w: group value: %v", ErrBadRecord, err)
 		}
 		l.groups[k.Group] = v
+		delete(l.consumers, k.Group) // the group is classic from here on
+	case cgMetadataType, cgPartitionMetadataType, cgMemberType, cgTargetMetadataType, cgTargetMemberType, cgCurrentType:
+		return c.replayConsumer(l, r)
 	default:
-		// KIP-848 and share group records: not written by this
+		// Share and streams group records: not written by this
 		// coordinator, so only a newer broker could have left them.
 		l.skipped++
 	}
@@ -168,8 +187,9 @@ func (c *Coordinator) Replay(partition int32, r Record) error {
 // host's Owns says so).
 func (c *Coordinator) BeginLoad(partition int32) {
 	c.loads[partition] = &loading{
-		offsets: map[string]map[topicPartition]kmsg.OffsetCommitValue{},
-		groups:  map[string]*kmsg.GroupMetadataValue{},
+		offsets:   map[string]map[topicPartition]kmsg.OffsetCommitValue{},
+		groups:    map[string]*kmsg.GroupMetadataValue{},
+		consumers: map[string]*loadingConsumer{},
 	}
 }
 
@@ -177,8 +197,9 @@ func (c *Coordinator) BeginLoad(partition int32) {
 // coordinator's, as Kafka's loadGroupsAndOffsets leaves them. A group with
 // members resumes Stable in its stored generation, each member with a
 // fresh session, so members that are still there carry on without a
-// rebalance and the others expire; one without members is Empty. Offsets
-// without a group make a simple group.
+// rebalance and the others expire; one without members is Empty. A
+// consumer group resumes at its stored epochs and assignments
+// (restoreConsumer). Offsets without a group make a simple group.
 func (c *Coordinator) Loaded(nowNs int64, partition int32) {
 	c.begin(nowNs)
 	defer c.end()
@@ -197,8 +218,13 @@ func (c *Coordinator) Loaded(nowNs int64, partition int32) {
 	for id := range l.groups {
 		ids = append(ids, id)
 	}
+	for id, lc := range l.consumers {
+		if lc.meta != nil {
+			ids = append(ids, id)
+		}
+	}
 	for id := range l.offsets {
-		if l.groups[id] == nil {
+		if l.groups[id] == nil && (l.consumers[id] == nil || l.consumers[id].meta == nil) {
 			ids = append(ids, id)
 		}
 	}
@@ -206,6 +232,9 @@ func (c *Coordinator) Loaded(nowNs int64, partition int32) {
 		g := newGroup(id, c.nowNs)
 		if v := l.groups[id]; v != nil {
 			c.restoreGroup(g, v, monoOf(v.CurrentStateTimestamp))
+		}
+		if lc := l.consumers[id]; lc != nil && lc.meta != nil {
+			c.restoreConsumer(g, lc)
 		}
 		for tp, v := range l.offsets[id] {
 			o := committed{offset: v.Offset, leaderEpoch: -1, metadata: v.Metadata, commitNs: monoOf(v.CommitTimestamp)}

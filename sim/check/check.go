@@ -58,6 +58,8 @@ type Input struct {
 	Retention func(topic string) Retention
 	// MaxBrokerWallMs is the latest wall clock time any broker had.
 	MaxBrokerWallMs int64
+	// GroupFence bounds when a KIP-848 coordinator may fence a member.
+	GroupFence FenceBounds
 }
 
 // Run runs every final checker and returns their failures, most basic
@@ -69,7 +71,7 @@ func Run(in Input, porcupineTimeoutSec int) []Failure {
 	out = append(out, Anomalies(parts)...)
 	out = append(out, Durability(parts, in)...)
 	out = append(out, Idempotence(parts)...)
-	out = append(out, Groups(in.History, porcupineTimeoutSec)...)
+	out = append(out, Groups(in.History, in.GroupFence, porcupineTimeoutSec)...)
 	if len(out) == 0 {
 		out = append(out, Linearizability(parts, porcupineTimeoutSec)...)
 	}

@@ -43,7 +43,7 @@ const Claim5 = "claim 5: one owner per partition per generation; committed offse
 // A commit counts as acknowledged for a partition answered with no
 // error; one answered with an error or not at all is unacknowledged (see
 // maybeCommitted for which of those may still have taken effect).
-func Groups(h *history.History, timeoutSec int) []Failure {
+func Groups(h *history.History, fence FenceBounds, timeoutSec int) []Failure {
 	var out []Failure
 	byGroup := map[string][]*history.GroupOp{}
 	var groups []string
@@ -60,6 +60,7 @@ func Groups(h *history.History, timeoutSec int) []Failure {
 			out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf("group %s: %s", g, msg)})
 		}
 		owners(ops, fail)
+		handouts(ops, fence, fail)
 		offsets(ops, fail)
 		generations(ops, fail)
 	}

@@ -56,7 +56,7 @@ func TestGroups(t *testing.T) {
 			op(history.Join, "b", 2, 0, 1), op(history.Commit, "a", 1, 3, 4, at(0, 10))}, false},
 	}
 	for _, c := range cases {
-		if got := Groups(groupHistory(c.ops...), 10); (len(got) > 0) != c.fails {
+		if got := Groups(groupHistory(c.ops...), FenceBounds{}, 10); (len(got) > 0) != c.fails {
 			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
 		}
 	}
@@ -125,7 +125,7 @@ func TestOffsetLinearizability(t *testing.T) {
 // partition's records can.
 func TestVisualizeOffsets(t *testing.T) {
 	h := groupHistory(groupOp(history.Commit, "a", 1, 0, 1, at(0, 10)), groupOp(history.FetchOffsets, "b", 1, 2, 3, at(0, -1)))
-	fs := Groups(h, 10)
+	fs := Groups(h, FenceBounds{}, 10)
 	var part *Part
 	for _, f := range fs {
 		if f.Part != nil {
@@ -142,5 +142,53 @@ func TestVisualizeOffsets(t *testing.T) {
 	defer os.Remove(path)
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		t.Fatalf("visualization %s: %v", path, err)
+	}
+}
+
+// hb is a KIP-848 heartbeat of member id: sent at call with the owned
+// partitions, answered at ret with member epoch epoch and, unless assign
+// is nil, an assignment.
+func hb(id string, call, ret int64, owned []int32, epoch int32, assign []int32) *history.GroupOp {
+	op := &history.GroupOp{Kind: history.Heartbeat, Group: "g", Topic: "t", MemberID: id, Call: call, Return: ret,
+		SentEpoch: epoch, Generation: epoch, Owned: owned}
+	if assign != nil {
+		op.Assigned = true
+		for _, p := range assign {
+			op.Parts = append(op.Parts, history.GroupPart{Partition: p})
+		}
+	}
+	return op
+}
+
+func TestHandouts(t *testing.T) {
+	b := FenceBounds{SessionNs: 100, RebalanceNs: 50}
+	cases := []struct {
+		name  string
+		ops   []*history.GroupOp
+		fails bool
+	}{
+		{"handed over while held", []*history.GroupOp{
+			hb("a", 0, 1, nil, 1, []int32{0}), hb("a", 10, 11, []int32{0}, 1, nil),
+			hb("b", 12, 13, nil, 2, []int32{0})}, true},
+		{"handed over after the release", []*history.GroupOp{
+			hb("a", 0, 1, nil, 1, []int32{0}), hb("a", 10, 11, []int32{0}, 2, []int32{}),
+			hb("a", 12, 13, []int32{}, 2, nil), hb("b", 14, 15, nil, 2, []int32{0})}, false},
+		{"handed over after a leave", []*history.GroupOp{
+			hb("a", 0, 1, nil, 1, []int32{0}), hb("a", 10, 11, []int32{0}, -1, nil),
+			hb("b", 14, 15, nil, 2, []int32{0})}, false},
+		{"handed over once the holder's session may have expired", []*history.GroupOp{
+			hb("a", 0, 1, nil, 1, []int32{0}), hb("b", 120, 121, nil, 2, []int32{0})}, false},
+		{"handed over once the holder may have been fenced for not revoking", []*history.GroupOp{
+			hb("a", 0, 1, nil, 1, []int32{0}), hb("a", 10, 11, []int32{0}, 2, []int32{}),
+			hb("a", 40, 41, []int32{0}, 2, nil), hb("b", 70, 71, nil, 3, []int32{0})}, false},
+		{"member epoch goes back", []*history.GroupOp{
+			hb("a", 0, 1, nil, 3, []int32{0}), hb("a", 10, 11, []int32{0}, 2, nil)}, true},
+	}
+	for _, c := range cases {
+		var got []string
+		handouts(c.ops, b, func(msg string) { got = append(got, msg) })
+		if (len(got) > 0) != c.fails {
+			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
+		}
 	}
 }

@@ -189,10 +189,13 @@ const (
 	Commit
 	FetchOffsets
 	Leave
+	// Heartbeat is a KIP-848 ConsumerGroupHeartbeat: its member epoch -1
+	// is a leave.
+	Heartbeat
 )
 
 func (k GroupKind) String() string {
-	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave"}[k]
+	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave", "heartbeat"}[k]
 }
 
 // GroupOp is one consumer group request a member got an answer to, or a
@@ -215,8 +218,15 @@ type GroupOp struct {
 	ErrCode    int16
 	// Parts: a Sync's assigned partitions (Offset unused); a Commit's
 	// partitions with the offsets sent and each answer; a FetchOffsets'
-	// partitions with the offsets returned.
+	// partitions with the offsets returned; a Heartbeat's assignment, if
+	// its response carried one (Assigned).
 	Parts []GroupPart
+	// Heartbeat only: the member epoch the request carried (Generation is
+	// the response's), the partitions it reported owning, and whether
+	// the response carried an assignment.
+	SentEpoch int32
+	Owned     []int32
+	Assigned  bool
 }
 
 // GroupPart is one partition of a group operation.
@@ -231,8 +241,6 @@ func (h *History) AddGroup(g *GroupOp) {
 	g.ID = h.id()
 	h.Groups = append(h.Groups, g)
 }
-
-// Crash records that the node process stopped at t.
 
 // FinalTopic is a topic as the metadata lists it once faults have stopped:
 // the incarnations whose records the final check holds to account.

@@ -51,6 +51,10 @@ type member struct {
 	coord        int
 	finding      bool
 	coordWaiters []func(node int)
+
+	// kip848 is set for a member of a KIP-848 consumer group
+	// (group848.go), which heartbeats instead of joining and syncing.
+	kip848 *consumer848
 }
 
 // mpart is an assigned partition and the member's position in it; -1 while
@@ -80,7 +84,7 @@ func newMember(w *World, name, group, topic string) *member {
 	}
 	// group.min.session.timeout.ms is 6s by default.
 	m.session = sched.Time(m.rnd.Range(6, 10)) * sched.Second
-	m.rebalance = sched.Time(m.rnd.Range(3, maxRebalanceSec)) * sched.Second
+	m.rebalance = sched.Time(m.rnd.Range(MinRebalanceSec, maxRebalanceSec)) * sched.Second
 	// The coordinator holds a JoinGroup until the rebalance completes: up
 	// to the longest rebalance timeout among the members, after the
 	// group.initial.rebalance.delay.ms (3s by default) of a new group. The
@@ -90,12 +94,20 @@ func newMember(w *World, name, group, topic string) *member {
 	return m
 }
 
-// maxRebalanceSec bounds the members' rebalance timeouts.
-const maxRebalanceSec = 10
+// MinRebalanceSec and maxRebalanceSec bound the members' rebalance
+// timeouts.
+const (
+	MinRebalanceSec = 3
+	maxRebalanceSec = 10
+)
 
 func (m *member) live() bool { return m.w.active && !m.w.stopped }
 
 func (m *member) start() {
+	if m.kip848 != nil {
+		m.start848()
+		return
+	}
 	m.w.trace("%s: start group %s topic %s (join v%d sync v%d heartbeat v%d commit v%d offset fetch v%d, session %v)",
 		m.name, m.group, m.topic, m.vJoin, m.vSync, m.vHeartbeat, m.vCommit, m.vOffsetFetch, m.session)
 	m.rejoin(0)
@@ -283,7 +295,7 @@ func (m *member) join(epoch int) {
 				// A commit of the generation just left, as a consumer
 				// whose commit was delayed would send: the coordinator
 				// must refuse it (claim 5).
-				m.commit(epoch, prevGen, false)
+				m.commit(epoch, prevGen, false, nil)
 			}
 			var assignments []kmsg.SyncGroupRequestGroupAssignment
 			if op.Leader {
@@ -501,11 +513,21 @@ func (m *member) leave() {
 	})
 }
 
-// offsetFetch reads the committed offsets of the assigned partitions: a
-// member resumes where the group left off, not where it was itself, since
-// another member may have owned the partition meanwhile.
+// offsetFetch reads the committed offsets of the assigned partitions
+// without a position: a member resumes where the group left off, not where
+// it was itself, since another member may have owned the partition
+// meanwhile.
 func (m *member) offsetFetch(epoch int) {
-	if len(m.parts) == 0 {
+	var need []*mpart
+	for _, p := range m.parts {
+		if p.pos < 0 {
+			need = append(need, p)
+		}
+	}
+	if len(need) == 0 {
+		if len(m.parts) > 0 {
+			m.poll(epoch)
+		}
 		return
 	}
 	req := kmsg.NewPtrOffsetFetchRequest()
@@ -513,7 +535,7 @@ func (m *member) offsetFetch(epoch int) {
 	req.Group = m.group
 	rt := kmsg.NewOffsetFetchRequestTopic()
 	rt.Topic = m.topic
-	for _, p := range m.parts {
+	for _, p := range need {
 		rt.Partitions = append(rt.Partitions, p.partition)
 	}
 	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
@@ -555,13 +577,13 @@ func (m *member) offsetFetch(epoch int) {
 		}
 		m.w.History.AddGroup(op)
 		m.w.trace("%s: offset fetch %s -> %v %v", m.name, m.group, kerr.ErrorForCode(resp.ErrorCode), op.Parts)
-		if len(got) != len(m.parts) {
+		if len(got) != len(need) {
 			// A coordinator error and the like: ask again (the coordinator
 			// found again if need be).
 			again()
 			return
 		}
-		for _, p := range m.parts {
+		for _, p := range need {
 			p.pos = got[p.partition]
 		}
 		m.reset(epoch)
@@ -677,7 +699,7 @@ func (m *member) poll(epoch int) {
 			return
 		}
 		if m.rnd.Pick(4) == 0 {
-			m.commit(epoch, m.gen, true)
+			m.commit(epoch, m.gen, true, nil)
 		}
 		m.w.Loop.After(m.rnd.Range(0, 100)*sched.Millisecond, func() {
 			if m.current(epoch) {
@@ -748,13 +770,19 @@ func (m *member) resetOne(epoch int, p *mpart, was int64) {
 	})
 }
 
-// commit commits every position known, with generation gen; react: the
-// member rejoins if the answer says it must. A commit answered with a
+// commit commits every position known, with generation gen (a KIP-848
+// member's epoch); react: a classic member rejoins if the answer says it
+// must (a KIP-848 member hears it from its heartbeats). then, if set, runs
+// once the commit is answered, failed or lost, or at once if there is
+// nothing to commit; never if the member's epoch ends before it is sent. A commit answered with a
 // coordinator error or REQUEST_TIMED_OUT, or whose answer was lost, may or
 // may not have taken effect: the history has it with its error code (-1
 // for a lost answer, with no return), which the checkers take as
 // unacknowledged.
-func (m *member) commit(epoch int, gen int32, react bool) {
+func (m *member) commit(epoch int, gen int32, react bool, then func()) {
+	if then == nil {
+		then = func() {}
+	}
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Version = m.vCommit
 	req.Group, req.Generation, req.MemberID = m.group, gen, m.memberID
@@ -775,10 +803,12 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 		op.Parts = append(op.Parts, history.GroupPart{Partition: p.partition, Offset: p.pos, ErrCode: -1})
 	}
 	if len(rt.Partitions) == 0 {
+		then()
 		return
 	}
 	req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
 	m.toCoordinator(epoch, req, func(r reply, call int64) {
+		defer then()
 		op.Call = call
 		switch {
 		case errors.Is(r.err, errNotSent):
@@ -807,7 +837,7 @@ func (m *member) commit(epoch int, gen int32, react bool) {
 				break
 			}
 		}
-		if !react || !m.current(epoch) {
+		if !react || m.kip848 != nil || !m.current(epoch) {
 			return
 		}
 		for _, gp := range op.Parts {

@@ -40,9 +40,11 @@ type Config struct {
 	// (cluster runs: partition reassignments of the data topics; zero:
 	// off).
 	ReassignEvery [2]sched.Time
-	// Groups is how many classic consumer groups run (0: none), each with
-	// GroupMembers members reading one of the setup topics.
-	Groups, GroupMembers int
+	// Groups is how many consumer groups run (0: none), each with
+	// GroupMembers members reading one of the setup topics; the last
+	// ConsumerGroups of them use the KIP-848 protocol, the others the
+	// classic one.
+	Groups, GroupMembers, ConsumerGroups int
 	// Brokers lists the nodes with the broker role (nil: all).
 	Brokers []int
 	// ReplicationFactor and MinInsyncReplicas, in a cluster run, are what
@@ -197,8 +199,12 @@ func (w *World) Start() {
 		}
 	}
 	for g := range w.cfg.Groups {
+		join := newMember
+		if g >= w.cfg.Groups-w.cfg.ConsumerGroups {
+			join = newMember848
+		}
 		for i := range w.cfg.GroupMembers {
-			w.members = append(w.members, newMember(w, fmt.Sprintf("g%dm%d", g, i), fmt.Sprintf("group-%d", g), w.Topics[g%setup].Name))
+			w.members = append(w.members, join(w, fmt.Sprintf("g%dm%d", g, i), fmt.Sprintf("group-%d", g), w.Topics[g%setup].Name))
 		}
 	}
 	for _, p := range w.producers {
