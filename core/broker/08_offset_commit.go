@@ -9,9 +9,12 @@ package broker
 // NOT_COORDINATOR, as Kafka maps them, and the client retries.
 //
 // v9 is the first version KIP-848 consumers may use; its fields are those of
-// v8, and for classic groups it differs only in answering GROUP_ID_NOT_FOUND
+// v8. For classic groups it differs only in answering GROUP_ID_NOT_FOUND
 // instead of ILLEGAL_GENERATION when a member commits to a group that does
-// not exist, as Kafka does. v10 (topic ids) is not served.
+// not exist, as Kafka does; a consumer group's member must commit with v9,
+// its member id and its current epoch (UNSUPPORTED_VERSION,
+// UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH otherwise). v10 (topic ids) is not
+// served.
 //
 // Checks, in Kafka's order: a partition clients cannot see gets
 // UNKNOWN_TOPIC_OR_PARTITION; then the group decides for the rest (member

@@ -2,9 +2,11 @@ package broker
 
 // ListGroups v0-v5.
 //
-// Groups are listed by id. The v4 state filter and the v5 type filter match
-// case-insensitively, as in Kafka; every group here is "classic" (KIP-848
-// consumer groups are not served).
+// The groups this broker coordinates are listed by id, of type "classic"
+// or "consumer" (KIP-848). The v4 state filter and the v5 type filter
+// match case-insensitively, as in Kafka. While a partition of
+// __consumer_offsets is loading the answer is COORDINATOR_LOAD_IN_PROGRESS,
+// as Kafka's: the list would miss its groups.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -109,6 +109,11 @@ const (
 	// out of the new generation, instead of an empty one: two members own
 	// one partition in the same generation (claim 5).
 	AssignmentOverlap
+	// HandoutBeforeRelease makes a KIP-848 coordinator forget that a
+	// member still holds the partitions it was asked to revoke: they are
+	// handed to their new member before the old one released them
+	// (claim 5).
+	HandoutBeforeRelease
 
 	numBugs
 )
@@ -137,6 +142,7 @@ var names = [...]string{
 	StaleGenerationCommit:     "StaleGenerationCommit",
 	NoGroupReload:             "NoGroupReload",
 	AssignmentOverlap:         "AssignmentOverlap",
+	HandoutBeforeRelease:      "HandoutBeforeRelease",
 }
 
 func (b Bug) String() string {

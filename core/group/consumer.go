@@ -3,6 +3,8 @@ package group
 import (
 	"fmt"
 	"slices"
+
+	"github.com/weirmq/weir/core/bugs"
 )
 
 // ConsumerState is a consumer group's state (KIP-848), as Kafka names it.
@@ -97,7 +99,12 @@ func (m *consumerMember) subscriptionEqual(o *consumerMember) bool {
 
 // holds is every partition the member still has: its assignment and what
 // it has yet to revoke.
-func (m *consumerMember) holds() assignment { return m.assigned.union(m.pending) }
+func (m *consumerMember) holds() assignment {
+	if bugs.On(bugs.HandoutBeforeRelease) {
+		return m.assigned // forgets what it still has to revoke
+	}
+	return m.assigned.union(m.pending)
+}
 
 // consumerGroup is the KIP-848 part of a group whose type is "consumer".
 // Members are kept in a slice in join order; maps only index it.

@@ -315,11 +315,12 @@ func (m *member) join(epoch int) {
 	})
 }
 
-// assign deals the topic's partitions out round-robin over the members in
-// member id order, from a member drawn at random, so that who gets what
-// changes between generations. Half the time a member that gets nothing is
-// left out of the assignment altogether, as the protocol allows: the
-// coordinator must then give it an empty one, not what it held before.
+// assign deals the topic's partitions out round-robin over some of the
+// members (in member id order, from one drawn at random), so that who gets
+// what changes between generations and some members are often idle. Half
+// the time an idle member is left out of the assignment altogether, as the
+// protocol allows: the coordinator must then give it an empty one, not
+// what it held before.
 func (m *member) assign(members []kmsg.JoinGroupResponseMember) []kmsg.SyncGroupRequestGroupAssignment {
 	ids := make([]string, 0, len(members))
 	for _, mb := range members {
@@ -331,10 +332,12 @@ func (m *member) assign(members []kmsg.JoinGroupResponseMember) []kmsg.SyncGroup
 	if t := m.w.topic(m.topic); t != nil {
 		n = t.Partitions
 	}
+	// The partitions go to busy members from the first drawn on; the
+	// others are idle.
 	byMember := make([][]int32, len(ids))
-	first := m.rnd.Pick(len(ids))
+	first, busy := m.rnd.Pick(len(ids)), 1+m.rnd.Pick(len(ids))
 	for p := range n {
-		i := (int(p) + first) % len(ids)
+		i := (int(p)%busy + first) % len(ids)
 		byMember[i] = append(byMember[i], p)
 	}
 	omitIdle := m.rnd.Coin()
