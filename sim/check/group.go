@@ -12,20 +12,24 @@ import (
 )
 
 // Claim5 is DESIGN.md section 6's claim about consumer groups.
-const Claim5 = "claim 5: one owner per partition per generation; committed offsets are linearizable and never move back"
+const Claim5 = "claim 5: one owner per partition per generation; committed offsets are linearizable and never move back; every acknowledged record reaches the group"
 
 // Groups checks claim 5 on the group operations of the whole run:
 //
 //   - in one generation, no partition is assigned to two members (from the
-//     SyncGroup responses the members received);
+//     SyncGroup responses the members received); in KIP-848 groups, no
+//     partition is handed to a member while another may still hold it
+//     (handouts), and member epochs never go back;
 //   - an acknowledged commit is never followed by an acknowledged commit
 //     of an older offset for the same group and partition, and an
 //     OffsetFetch never returns an offset older than an acknowledged
 //     commit that completed before it began;
-//   - no commit succeeds with a generation older than one a JoinGroup
-//     response had already announced before the commit was sent;
+//   - no commit succeeds with a generation older than one whose
+//     assignment a member had received before the commit was sent;
 //   - per group and partition, commits and offset fetches are
-//     linearizable (see offsetLinearizability).
+//     linearizable (see offsetLinearizability);
+//   - every acknowledged record below what a group committed was read by
+//     one of its members (deliveries).
 //
 // The workload makes the second a property of the coordinator alone: a
 // member resumes a partition from the committed offset after every sync
@@ -64,6 +68,9 @@ func Groups(h *history.History, fence FenceBounds, timeoutSec int) []Failure {
 		offsets(ops, fail)
 		generations(ops, fail)
 	}
+	deliveries(h, func(group, msg string) {
+		out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf("group %s: %s", group, msg)})
+	})
 	return append(out, offsetLinearizability(h.Groups, timeoutSec)...)
 }
 
@@ -335,4 +342,78 @@ func visualizeOffsets(h *history.History, p Part, timeoutSec int) (string, error
 		return "", fmt.Errorf("no history for %s", p)
 	}
 	return writeVisualization(offsetModel, ops, timeoutSec)
+}
+
+// deliveries checks at-least-once delivery to each group: every
+// acknowledged record of a partition below the highest offset the group
+// committed (and had acknowledged) was read by some member of the group,
+// or skipped by one because retention had removed it. A committed offset
+// is a position members reached by reading, so a record below it that no
+// member read was lost to the group.
+func deliveries(h *history.History, fail func(group, msg string)) {
+	type key struct {
+		group, topic string
+		partition    int32
+	}
+	committed := map[key]int64{}
+	for _, op := range h.Groups {
+		if op.Kind != history.Commit {
+			continue
+		}
+		for _, p := range op.Parts {
+			k := key{op.Group, op.Topic, p.Partition}
+			if p.ErrCode == 0 && p.Offset > committed[k] {
+				committed[k] = p.Offset
+			}
+		}
+	}
+	type span struct{ from, to int64 }
+	covered := map[key][]span{}
+	for _, d := range h.Deliveries {
+		k := key{d.Group, d.Topic, d.Partition}
+		covered[k] = append(covered[k], span{d.From, d.To})
+	}
+	keys := make([]key, 0, len(committed))
+	for k := range committed {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.group != b.group {
+			return a.group < b.group
+		}
+		if a.topic != b.topic {
+			return a.topic < b.topic
+		}
+		return a.partition < b.partition
+	})
+	for _, k := range keys {
+		spans := covered[k]
+		sort.Slice(spans, func(i, j int) bool { return spans[i].from < spans[j].from })
+		// merged are the spans joined where they touch or overlap.
+		var merged []span
+		for _, s := range spans {
+			if n := len(merged); n > 0 && s.from <= merged[n-1].to {
+				merged[n-1].to = max(merged[n-1].to, s.to)
+				continue
+			}
+			merged = append(merged, s)
+		}
+		inside := func(o int64) bool {
+			i := sort.Search(len(merged), func(i int) bool { return merged[i].to > o })
+			return i < len(merged) && merged[i].from <= o
+		}
+		for _, p := range h.Produces {
+			if p.Outcome != history.OK || p.Topic != k.topic || p.Partition != k.partition {
+				continue
+			}
+			for i := range p.Values {
+				if o := p.Offset + int64(i); o < committed[k] && !inside(o) {
+					fail(k.group, fmt.Sprintf("%s[%d] offset %d (%q, acknowledged at %s) was never delivered to the group, which committed %d",
+						k.topic, k.partition, o, p.Values[i], seconds(p.Return), committed[k]))
+					break
+				}
+			}
+		}
+	}
 }

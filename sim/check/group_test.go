@@ -192,3 +192,34 @@ func TestHandouts(t *testing.T) {
 		}
 	}
 }
+
+// A record below what the group committed that no member read or skipped
+// was lost to the group.
+func TestDeliveries(t *testing.T) {
+	produce := &history.Produce{Topic: "t", Partition: 0, Outcome: history.OK, Offset: 4, Values: []string{"a", "b"}}
+	commit := &history.GroupOp{Kind: history.Commit, Group: "g", Topic: "t", Parts: []history.GroupPart{{Partition: 0, Offset: 10}}}
+	cases := []struct {
+		name  string
+		spans []history.Delivery
+		fails bool
+	}{
+		{"all read", []history.Delivery{{From: 0, To: 10}}, false},
+		{"read in pieces", []history.Delivery{{From: 0, To: 5}, {From: 5, To: 10}}, false},
+		{"a gap", []history.Delivery{{From: 0, To: 5}, {From: 6, To: 10}}, true},
+		{"the gap skipped after retention", []history.Delivery{{From: 0, To: 5}, {From: 5, To: 6, Skipped: true}, {From: 6, To: 10}}, false},
+		{"nothing read", nil, true},
+	}
+	for _, c := range cases {
+		h := &history.History{Produces: []*history.Produce{produce}}
+		h.AddGroup(commit)
+		for _, d := range c.spans {
+			d.Group, d.Topic = "g", "t"
+			h.AddDelivery(d)
+		}
+		var got []string
+		deliveries(h, func(_, msg string) { got = append(got, msg) })
+		if (len(got) > 0) != c.fails {
+			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
+		}
+	}
+}

@@ -129,6 +129,9 @@ type History struct {
 	Fetches  []*Fetch
 	Admins   []*Admin
 	Groups   []*GroupOp
+	// Deliveries are what group members read, for the at-least-once
+	// check of claim 5.
+	Deliveries []Delivery
 	// Clients names each client index.
 	Clients   []string
 	observers []Observer
@@ -235,6 +238,19 @@ type GroupPart struct {
 	Offset    int64
 	ErrCode   int16
 }
+
+// Delivery is a range of offsets a group's member got past: records it
+// read (From up to To, exclusive), or, with Skipped, a range it jumped over
+// because the log no longer started below it (retention).
+type Delivery struct {
+	Group, Topic string
+	Partition    int32
+	From, To     int64
+	Skipped      bool
+}
+
+// AddDelivery records what a group member read or skipped.
+func (h *History) AddDelivery(d Delivery) { h.Deliveries = append(h.Deliveries, d) }
 
 // AddGroup records a group operation.
 func (h *History) AddGroup(g *GroupOp) {

@@ -624,8 +624,11 @@ func (m *member) reset(epoch int) {
 							p := need[k]
 							if p.partition == rp.Partition && t.Topic == m.topic {
 								m.staleOn(ts[k], rp.ErrorCode)
-								if rp.ErrorCode == 0 {
-									p.pos = max(p.pos, rp.Offset)
+								if rp.ErrorCode == 0 && rp.Offset > p.pos {
+									// Nothing committed: what lies below the
+									// log start was removed by retention.
+									m.delivered(p.partition, 0, rp.Offset, true)
+									p.pos = rp.Offset
 								}
 							}
 						}
@@ -734,6 +737,7 @@ func (m *member) fetched(epoch int, ready []*mpart, asked []fetchPart, r reply, 
 			case nil:
 				if n := len(f.Records); n > 0 {
 					p.pos = f.Records[n-1].Offset + 1
+					m.delivered(p.partition, f.Records[0].Offset, p.pos, false)
 				}
 			case kerr.OffsetOutOfRange:
 				// Retention moved the log start past the position; reset
@@ -748,6 +752,12 @@ func (m *member) fetched(epoch int, ready []*mpart, asked []fetchPart, r reply, 
 			break
 		}
 	}
+}
+
+// delivered notes that the member got past [from, to) of a partition:
+// read, or skipped because retention removed it.
+func (m *member) delivered(partition int32, from, to int64, skipped bool) {
+	m.w.History.AddDelivery(history.Delivery{Group: m.group, Topic: m.topic, Partition: partition, From: from, To: to, Skipped: skipped})
 }
 
 // resetOne moves a partition whose position fell out of range to the log
@@ -766,8 +776,9 @@ func (m *member) resetOne(epoch int, p *mpart, was int64) {
 		if r.err == nil && ok && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
 			rp := resp.Topics[0].Partitions[0]
 			m.staleOn(t, rp.ErrorCode)
-			if rp.ErrorCode == 0 {
-				p.pos = max(was, rp.Offset)
+			if rp.ErrorCode == 0 && rp.Offset > was {
+				m.delivered(p.partition, was, rp.Offset, true)
+				p.pos = rp.Offset
 			}
 		}
 	})
