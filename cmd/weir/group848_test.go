@@ -111,12 +111,8 @@ func waitConsumerGroup(ctx context.Context, t *testing.T, adm *kadm.Client, grou
 }
 
 func TestGroup848Franz(t *testing.T) {
-	b := startBroker(t, "", group848Flags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
 	const topic, group = "events848", "group-848"
-	createGroupTopic(ctx, t, adm, topic)
+	b, ctx, adm := startGroupTest(t, 60*time.Second, topic, group848Flags...)
 
 	seen := newGroupSeen()
 	members := map[string]*member848{}
@@ -158,11 +154,7 @@ func TestGroup848Franz(t *testing.T) {
 
 	// The offsets survive a restart of the broker: a new member resumes
 	// after them and gets only new records.
-	if code := b.stop(); code != 0 {
-		t.Fatalf("broker exited with %d\n%s", code, b.log.String())
-	}
-	b.start(group848Flags...)
-	adm = kadm.NewClient(newClient(t, b.addr))
+	adm = restart848(t, b)
 	more := produceGroupRecords(ctx, t, b.addr, topic, "c", 60)
 	after := newGroupSeen()
 	last := startMember848(ctx, t, b.addr, group, topic, "member-4", after)
@@ -175,6 +167,18 @@ func TestGroup848Franz(t *testing.T) {
 	if err != nil || gs[group].State != "Empty" {
 		t.Fatalf("group after every member left: %+v %v", gs[group], err)
 	}
+}
+
+// restart848 stops the broker with SIGTERM, which must end it cleanly,
+// starts it again with group848Flags, and returns an admin client of the
+// new process.
+func restart848(t *testing.T, b *process) *kadm.Client {
+	t.Helper()
+	if code := b.stop(); code != 0 {
+		t.Fatalf("broker exited with %d\n%s", code, b.log.String())
+	}
+	b.start(group848Flags...)
+	return kadm.NewClient(newClient(t, b.addr))
 }
 
 // checkConsumedOnce fails unless exactly the values in want were consumed,
@@ -198,12 +202,8 @@ func checkConsumedOnce(t *testing.T, seen *groupSeen, want []string) {
 // replays the group's records and the members carry on at the epochs they
 // had, without a rebalance, and nothing is lost.
 func TestGroup848RestartKeepsEpochs(t *testing.T) {
-	b := startBroker(t, "", group848Flags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
 	const topic, group = "restart848", "group-848-restart"
-	createGroupTopic(ctx, t, adm, topic)
+	b, ctx, adm := startGroupTest(t, 60*time.Second, topic, group848Flags...)
 	seen := newGroupSeen()
 	m0 := startMember848(ctx, t, b.addr, group, topic, "member-0", seen)
 	m1 := startMember848(ctx, t, b.addr, group, topic, "member-1", seen)
@@ -211,11 +211,7 @@ func TestGroup848RestartKeepsEpochs(t *testing.T) {
 	want := produceGroupRecords(ctx, t, b.addr, topic, "a", 300)
 	seen.waitAll(ctx, t, want)
 
-	if code := b.stop(); code != 0 {
-		t.Fatalf("broker exited with %d\n%s", code, b.log.String())
-	}
-	b.start(group848Flags...)
-	adm = kadm.NewClient(newClient(t, b.addr))
+	adm = restart848(t, b)
 	after := waitConsumerGroup(ctx, t, adm, group, "member-0", "member-1")
 	if after.Epoch != before.Epoch {
 		t.Fatalf("group epoch %d after the restart, %d before", after.Epoch, before.Epoch)

@@ -108,6 +108,18 @@ func produceGroupRecords(ctx context.Context, t *testing.T, addr, topic, prefix 
 	return vals
 }
 
+// startGroupTest starts a broker with flags and creates topic on it for a
+// group test; ctx ends after timeout, or with the test.
+func startGroupTest(t *testing.T, timeout time.Duration, topic string, flags ...string) (b *process, ctx context.Context, adm *kadm.Client) {
+	t.Helper()
+	b = startBroker(t, "", flags...)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	adm = kadm.NewClient(newClient(t, b.addr))
+	createGroupTopic(ctx, t, adm, topic)
+	return b, ctx, adm
+}
+
 func createGroupTopic(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) {
 	t.Helper()
 	r, err := adm.CreateTopic(ctx, groupPartitions, 1, nil, topic)
@@ -172,12 +184,8 @@ func TestGroupFranz(t *testing.T) {
 }
 
 func testGroupFranz(t *testing.T, balancer kgo.GroupBalancer) {
-	b := startBroker(t, "", groupBrokerFlags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
 	const topic, group = "events", "franz-group"
-	createGroupTopic(ctx, t, adm, topic)
+	b, ctx, adm := startGroupTest(t, 20*time.Second, topic, groupBrokerFlags...)
 
 	consumerOpts := []kgo.Opt{
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.Balancers(balancer),
@@ -462,12 +470,8 @@ func TestGroupSarama(t *testing.T) {
 }
 
 func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
-	b := startBroker(t, "", groupBrokerFlags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
 	const topic, group = "sarama-events", "sarama-group"
-	createGroupTopic(ctx, t, adm, topic)
+	b, ctx, adm := startGroupTest(t, 20*time.Second, topic, groupBrokerFlags...)
 
 	seen := newGroupSeen()
 	var wg sync.WaitGroup
@@ -581,12 +585,8 @@ func groupGeneration(ctx context.Context, t *testing.T, addr, group string) int3
 // JoinGroup v1/v2, SyncGroup v0, OffsetCommit v2 and OffsetFetch v1): two
 // readers share the topic and commit; a new reader resumes after them.
 func TestGroupKafkaGo(t *testing.T) {
-	b := startBroker(t, "", groupBrokerFlags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
 	const topic, group = "kafkago-events", "kafkago-group"
-	createGroupTopic(ctx, t, adm, topic)
+	b, ctx, adm := startGroupTest(t, 20*time.Second, topic, groupBrokerFlags...)
 
 	newReader := func() *kafka.Reader { return newGroupReader([]string{b.addr}, group, topic, nil) }
 	read := func(ctx context.Context, wg *sync.WaitGroup, r *kafka.Reader, who string, seen *groupSeen) {
@@ -685,11 +685,7 @@ func readGroup(ctx context.Context, t *testing.T, wg *sync.WaitGroup, r *kafka.R
 // still has them; a member of the old generation carries on (its
 // heartbeat is accepted) without a rebalance.
 func TestGroupSurvivesRestart(t *testing.T) {
-	b := startBroker(t, "", groupBrokerFlags...)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, b.addr))
-	createGroupTopic(ctx, t, adm, "durable")
+	b, ctx, adm := startGroupTest(t, 30*time.Second, "durable", groupBrokerFlags...)
 	offsets := kadm.Offsets{}
 	for p := int32(0); p < groupPartitions; p++ {
 		offsets.Add(kadm.Offset{Topic: "durable", Partition: p, At: int64(100 + p), LeaderEpoch: -1})

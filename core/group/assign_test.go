@@ -50,6 +50,18 @@ func checkTarget(t tb, ms []*assignMember, partitions map[topicID]int32, out map
 	}
 }
 
+// withNewMember is the input of an assignor's next run after a join: ms,
+// each holding its target in out, and a new member id subscribed to
+// topics.
+func withNewMember(ms []*assignMember, out map[string]assignment, id string, topics ...string) []*assignMember {
+	for _, m := range ms {
+		m.prev = out[m.id]
+	}
+	joined := assignMembers(id)
+	subscribeAll(joined, topics...)
+	return append(ms, joined...)
+}
+
 func spread(ms []*assignMember, out map[string]assignment) (lo, hi int) {
 	lo = 1 << 30
 	for _, m := range ms {
@@ -70,11 +82,7 @@ func TestUniformAssignorBalancedAndSticky(t *testing.T) {
 	if lo, hi := spread(ms, first); hi-lo > 1 {
 		t.Fatalf("unbalanced: %d..%d", lo, hi)
 	}
-	for _, m := range ms {
-		m.prev = first[m.id]
-	}
-	ms = append(ms, &assignMember{id: "m4"})
-	subscribeAll(ms[3:], "a", "b")
+	ms = withNewMember(ms, first, "m4", "a", "b")
 	second := uniformAssign(ms, partitions)
 	checkTarget(t, ms, partitions, second)
 	if lo, hi := spread(ms, second); hi-lo > 1 {
@@ -150,11 +158,7 @@ func TestRangeAssignor(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range ms {
-		m.prev = out[m.id]
-	}
-	ms = append(ms, &assignMember{id: "m3"})
-	subscribeAll(ms[2:], "a", "b")
+	ms = withNewMember(ms, out, "m3", "a", "b")
 	next := rangeAssign(ms, partitions)
 	checkTarget(t, ms, partitions, next)
 	// Shares 2, 2, 1: m1 keeps 0 and 1, m2 keeps 3 and 4, m3 gets 2.

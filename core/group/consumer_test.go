@@ -61,6 +61,16 @@ func (m *cmember) mustBeat() {
 	wantCode(m.h.t, "heartbeat of "+m.id, m.beat(), nil)
 }
 
+// twoMembers is how the two-member tests start: a harness with topic "t" of
+// the given partitions, and members a and b of group "g" subscribed to it,
+// not joined yet.
+func twoMembers(t *testing.T, partitions int32) (h *harness, a, b *cmember) {
+	t.Helper()
+	h = newHarness(t, testConfig())
+	h.setTopic("t", partitions)
+	return h, h.member("g", "a", "t"), h.member("g", "b", "t")
+}
+
 // settle heartbeats every member until the group is stable.
 func settle(t *testing.T, ms ...*cmember) {
 	t.Helper()
@@ -117,9 +127,7 @@ func TestConsumerJoinGetsEverything(t *testing.T) {
 // member waits (UNRELEASED_PARTITIONS) until the old one's heartbeat shows
 // the revocation, and the old one keeps its epoch until then.
 func TestConsumerRevocationBeforeReassignment(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 4)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 4)
 	a.mustBeat()
 	b.mustBeat()
 	if b.epoch != 2 || b.owned.count() != 0 {
@@ -156,9 +164,7 @@ func TestConsumerRevocationBeforeReassignment(t *testing.T) {
 }
 
 func TestConsumerLeaveAndRejoin(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 4)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 4)
 	settle(t, a, b)
 	r := h.hb("g", "b", hbOpts{epoch: leaveEpoch}).ok()
 	if r.MemberEpoch != leaveEpoch || *r.MemberID != "b" {
@@ -210,9 +216,7 @@ func TestConsumerPreviousEpochForgiven(t *testing.T) {
 }
 
 func TestConsumerSessionExpiry(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 4)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 4)
 	settle(t, a, b)
 	for i := 0; i < 10; i++ {
 		h.advance(5000)
@@ -231,9 +235,7 @@ func TestConsumerSessionExpiry(t *testing.T) {
 // A member that does not revoke within its rebalance timeout is fenced,
 // and its partitions go to the member waiting for them.
 func TestConsumerRevocationTimeout(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 2)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 2)
 	a.mustBeat()
 	b.mustBeat()
 	h.hb("g", "a", hbOpts{epoch: a.epoch, owned: a.owned}).ok() // told to revoke; never does
@@ -258,9 +260,7 @@ func TestConsumerRevocationTimeout(t *testing.T) {
 }
 
 func TestConsumerStaticMember(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 4)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 4)
 	a.instance = strp("ia")
 	settle(t, a, b)
 	epochBefore, _ := h.c.ConsumerGroup("g")
@@ -320,9 +320,7 @@ func TestConsumerRegexSubscription(t *testing.T) {
 
 // Topics that grow are noticed at the next heartbeat.
 func TestConsumerTopicGrows(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 2)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 2)
 	settle(t, a, b)
 	h.setTopic("t", 6)
 	settle(t, a, b)
@@ -479,9 +477,7 @@ func TestConsumerWritesBeforeAnswers(t *testing.T) {
 // A new coordinator resumes the group with its epochs, targets and
 // assignments; members carry on without a rebalance.
 func TestConsumerReloadKeepsEpochsAndAssignments(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.setTopic("t", 5)
-	a, b := h.member("g", "a", "t"), h.member("g", "b", "t")
+	h, a, b := twoMembers(t, 5)
 	b.instance = strp("ib")
 	settle(t, a, b)
 	wantCode(t, "commit", h.commit(9, "g", "a", a.epoch, "t", 1, 11), nil)

@@ -21,43 +21,52 @@ func (c *Coordinator) DescribeGroups(nowNs int64, req *kmsg.DescribeGroupsReques
 	for _, id := range req.Groups {
 		dg := kmsg.NewDescribeGroupsResponseGroup()
 		dg.Group = id
-		if err := c.groupStatus(id); err != nil {
+		switch g, err := c.lookup(id); {
+		case err != nil:
 			dg.ErrorCode = err.Code
-			resp.Groups = append(resp.Groups, dg)
-			continue
-		}
-		g := c.groups[id]
-		if g == nil {
+		case g == nil:
 			dg.State = Dead.String()
-			resp.Groups = append(resp.Groups, dg)
-			continue
-		}
-		if g.cg != nil {
-			resp.Groups = append(resp.Groups, c.describeConsumerGroup(g))
-			continue
-		}
-		dg.State = g.state.String()
-		dg.ProtocolType = g.protocolType
-		stable := g.state == Stable
-		if stable {
-			dg.Protocol = *g.protocol
-		}
-		for _, m := range g.members {
-			dm := kmsg.NewDescribeGroupsResponseGroupMember()
-			dm.MemberID = m.id
-			dm.InstanceID = m.instanceID
-			dm.ClientID = m.clientID
-			dm.ClientHost = m.clientHost
-			dm.ProtocolMetadata, dm.MemberAssignment = []byte{}, []byte{}
-			if stable {
-				dm.ProtocolMetadata = m.metadata(*g.protocol)
-				dm.MemberAssignment = m.assignment
-			}
-			dg.Members = append(dg.Members, dm)
+		case g.cg != nil:
+			dg = c.describeConsumerGroup(g)
+		default:
+			describeClassicGroup(g, &dg)
 		}
 		resp.Groups = append(resp.Groups, dg)
 	}
 	return resp
+}
+
+// lookup finds a group that a request names, for the requests about
+// several groups: an error for an invalid id or a group this coordinator
+// does not own (or is still loading), else the group, nil if there is
+// none.
+func (c *Coordinator) lookup(id string) (*group, *kerr.Error) {
+	if err := c.groupStatus(id); err != nil {
+		return nil, err
+	}
+	return c.groups[id], nil
+}
+
+func describeClassicGroup(g *group, dg *kmsg.DescribeGroupsResponseGroup) {
+	dg.State = g.state.String()
+	dg.ProtocolType = g.protocolType
+	stable := g.state == Stable
+	if stable {
+		dg.Protocol = *g.protocol
+	}
+	for _, m := range g.members {
+		dm := kmsg.NewDescribeGroupsResponseGroupMember()
+		dm.MemberID = m.id
+		dm.InstanceID = m.instanceID
+		dm.ClientID = m.clientID
+		dm.ClientHost = m.clientHost
+		dm.ProtocolMetadata, dm.MemberAssignment = []byte{}, []byte{}
+		if stable {
+			dm.ProtocolMetadata = m.metadata(*g.protocol)
+			dm.MemberAssignment = m.assignment
+		}
+		dg.Members = append(dg.Members, dm)
+	}
 }
 
 // ListGroups handles a ListGroups request, groups sorted by id. The v4
@@ -114,11 +123,9 @@ func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest) *
 	for _, id := range req.Groups {
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id
-		g := c.groups[id]
-		owned := c.groupStatus(id)
-		switch {
-		case owned != nil:
-			dg.ErrorCode = owned.Code
+		switch g, err := c.lookup(id); {
+		case err != nil:
+			dg.ErrorCode = err.Code
 		case g == nil:
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
 		case !g.empty():

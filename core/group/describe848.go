@@ -21,16 +21,16 @@ func (c *Coordinator) ConsumerGroupDescribe(nowNs int64, req *kmsg.ConsumerGroup
 	for _, id := range req.Groups {
 		dg := kmsg.NewConsumerGroupDescribeResponseGroup()
 		dg.Group = id
-		g := c.groups[id]
-		if err := c.groupStatus(id); err != nil {
+		switch g, err := c.lookup(id); {
+		case err != nil:
 			dg.ErrorCode = err.Code
-		} else if g == nil || g.cg == nil {
+		case g == nil || g.cg == nil:
 			msg := fmt.Sprintf("Group %s not found.", id)
 			if g != nil {
 				msg = fmt.Sprintf("Group %s is not a consumer group.", id)
 			}
 			dg.ErrorCode, dg.ErrorMessage = kerr.GroupIDNotFound.Code, &msg
-		} else {
+		default:
 			if names == nil {
 				names = c.topicNames()
 			}

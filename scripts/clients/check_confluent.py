@@ -12,7 +12,6 @@ Prints one line, "PASS confluent-kafka N records" or
 python3-confluent-kafka is installed there, not in other interpreters on PATH.
 """
 
-import logging
 import os
 import sys
 import time
@@ -25,64 +24,17 @@ CLIENT = "confluent-kafka"
 DEADLINE = 50  # seconds; run.sh kills the check at 60
 
 
-class LastError(logging.Handler):
-    """Passes librdkafka's log lines to stderr and keeps the last warning or
-    error, so a FAIL line can say what librdkafka complained about."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.last = None
-
-    def emit(self, record):
-        msg = record.getMessage()
-        print("librdkafka %s %s" % (record.levelname, msg), file=sys.stderr)
-        if record.levelno >= logging.WARNING:
-            self.last = msg
-
-
-def with_last_error(reason, handler):
-    return reason + ("; last librdkafka error: %s" % handler.last if handler.last else "")
-
-
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     bootstrap, topic = sys.argv[1], sys.argv[2]
     start = time.monotonic()
-    try:
-        import confluent_kafka
-        from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
-        from confluent_kafka.admin import AdminClient, NewTopic
-    except ImportError as e:
-        return xlang.result_line(CLIENT, 0, ["cannot import confluent_kafka (python3-confluent-kafka): %s" % e])
-    print("confluent-kafka %s, librdkafka %s" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0]),
-          file=sys.stderr)
+    ck = xlang.ConfluentCheck(bootstrap)  # Failed if confluent_kafka is missing
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
 
     nparts, recs = xlang.load_records()
-    last = LastError()
-    log = logging.getLogger("librdkafka")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(last)
-    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": log}
-
-    admin = AdminClient(dict(common))
-    fut = admin.create_topics([NewTopic(topic, num_partitions=nparts, replication_factor=1)],
-                              operation_timeout=15, request_timeout=15)
-    try:
-        fut[topic].result(timeout=20)
-    except Exception as e:  # noqa: BLE001
-        return xlang.result_line(CLIENT, 0, [with_last_error("create topic %s: %s" % (topic, e), last)])
-    # Wait until metadata shows every partition with a leader (bounded).
-    while True:
-        md = admin.list_topics(topic=topic, timeout=10).topics.get(topic)
-        if md is not None and md.error is None and len(md.partitions) >= nparts and \
-                all(p.leader >= 0 for p in md.partitions.values()):
-            break
-        if time.monotonic() - start > DEADLINE / 2:
-            return xlang.result_line(CLIENT, 0, ["topic %s not ready: %r" % (topic, md and md.error)])
-        time.sleep(0.2)
+    ck.create_topic(topic, nparts, start + DEADLINE / 2)
 
     errors = []
 
@@ -90,7 +42,7 @@ def main():
         if err is not None:
             errors.append("%s [%s]: %s" % (msg.topic(), msg.partition(), err))
 
-    producer = Producer(dict(common, **{
+    producer = Producer(dict(ck.conf, **{
         "client.id": "xlang-confluent",
         "enable.idempotence": True,
         "acks": "all",
@@ -104,11 +56,11 @@ def main():
         producer.produce(topic, value=r["value"], key=r["key"], **kw)
     left = producer.flush(35)
     if left:
-        return xlang.result_line(CLIENT, 0, [with_last_error("%d records not delivered after 35s" % left, last)])
+        return xlang.result_line(CLIENT, 0, [ck.explain("%d records not delivered after 35s" % left)])
     if errors:
         return xlang.result_line(CLIENT, 0, ["delivery failed: %s" % errors[0]])
 
-    consumer = Consumer(dict(common, **{
+    consumer = Consumer(dict(ck.conf, **{
         "client.id": "xlang-confluent",
         "group.id": "xlang-confluent-%d-%d" % (os.getpid(), int(time.time())),
         "enable.auto.commit": False,
@@ -126,10 +78,10 @@ def main():
                 all_read_at = time.monotonic()
             late = all_read_at is not None and time.monotonic() - all_read_at > 10
             if late or time.monotonic() - start > DEADLINE:
-                return xlang.result_line(CLIENT, 0, [with_last_error(
+                return xlang.result_line(CLIENT, 0, [ck.explain(
                     "consume did not reach the end of every partition within %s after %d of %d records "
                     "(partitions at end: %s)" % ("10s of the last record" if late else "%ds" % DEADLINE,
-                                                 n, len(recs), sorted(eof)), last)])
+                                                 n, len(recs), sorted(eof)))])
             m = consumer.poll(0.5)
             if m is None:
                 continue
@@ -137,7 +89,7 @@ def main():
                 if m.error().code() == KafkaError._PARTITION_EOF:
                     eof.add(m.partition())
                     continue
-                return xlang.result_line(CLIENT, 0, [with_last_error("consume: %s" % m.error(), last)])
+                return xlang.result_line(CLIENT, 0, [ck.explain("consume: %s" % m.error())])
             got[m.partition()].append((m.key(), m.value(), list(m.headers() or [])))
     finally:
         consumer.close()
@@ -147,9 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 - one FAIL line instead of a traceback
-        import traceback
-        traceback.print_exc()
-        sys.exit(xlang.result_line(CLIENT, 0, ["%s: %s" % (type(e).__name__, e)]))
+    xlang.run_check(CLIENT, main)

@@ -35,7 +35,6 @@ Prints one line, "PASS confluent-group N records (...)" or
 python3-confluent-kafka is installed there, not in other interpreters on PATH.
 """
 
-import logging
 import os
 import sys
 import threading
@@ -62,25 +61,6 @@ def key_of(i):
 def value_of(i):
     # Printable number, then bytes that cover 0x00 and 0xff across records.
     return b"record %03d " % i + bytes((i * 31 + j * 7) & 0xFF for j in range(24))
-
-
-class LastError(logging.Handler):
-    """Passes librdkafka's log lines to stderr and keeps the last warning or
-    error, so a FAIL line can say what librdkafka complained about."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.last = None
-
-    def emit(self, record):
-        msg = record.getMessage()
-        print("librdkafka %s %s" % (record.levelname, msg), file=sys.stderr)
-        if record.levelno >= logging.WARNING:
-            self.last = msg
-
-
-class Failed(Exception):
-    pass
 
 
 class Check:
@@ -212,46 +192,17 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     bootstrap, topic = sys.argv[1], sys.argv[2]
-    try:
-        import confluent_kafka
-        from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: F401
-        from confluent_kafka.admin import AdminClient, NewTopic
-    except ImportError as e:
-        return xlang.result_line(CLIENT, 0, ["cannot import confluent_kafka (python3-confluent-kafka): %s" % e])
-    print("confluent-kafka %s, librdkafka %s" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0]),
-          file=sys.stderr)
+    ck = xlang.ConfluentCheck(bootstrap)  # Failed if confluent_kafka is missing
+    from confluent_kafka import Consumer, Producer, TopicPartition
 
     c = Check(topic)
-    last = LastError()
-    log = logging.getLogger("librdkafka")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(last)
-    common = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": log}
 
     def fail(reason):
-        if last.last:
-            reason += "; last librdkafka error: %s" % last.last
-        raise Failed(reason)
+        raise xlang.Failed(ck.explain(reason))
 
     # 1. Topic and 400 records.
-    admin = AdminClient(dict(common))
-    fut = admin.create_topics([NewTopic(topic, num_partitions=NPARTS, replication_factor=1)],
-                              operation_timeout=15, request_timeout=15)
-    try:
-        fut[topic].result(timeout=20)
-    except Exception as e:  # noqa: BLE001
-        fail("create topic %s: %s" % (topic, e))
-    while True:  # every partition has a leader
-        md = admin.list_topics(topic=topic, timeout=10).topics.get(topic)
-        if md is not None and md.error is None and len(md.partitions) == NPARTS and \
-                all(p.leader >= 0 for p in md.partitions.values()):
-            break
-        if c.left() < DEADLINE / 2:
-            fail("topic %s not ready: %r" % (topic, md and md.error))
-        time.sleep(0.2)
-
-    producer = Producer(dict(common, **{
+    ck.create_topic(topic, NPARTS, c.start + DEADLINE / 2)
+    producer = Producer(dict(ck.conf, **{
         "client.id": "xlang-confluent-group",
         "enable.idempotence": True,
         "acks": "all",
@@ -288,7 +239,7 @@ def main():
 
     # 2. Two members of one fresh group.
     group = "xlang-confluent-group-%d-%d" % (os.getpid(), int(time.time()))
-    conf = dict(common, **{
+    conf = dict(ck.conf, **{
         "group.id": group,
         "partition.assignment.strategy": "cooperative-sticky",
         "auto.offset.reset": "earliest",
@@ -333,7 +284,7 @@ def main():
         if m.thread.is_alive():
             fail("%s did not close within the time left" % m.name)
     if c.problems:
-        raise Failed(c.problems[0] + ("" if len(c.problems) == 1 else " (+%d more)" % (len(c.problems) - 1)))
+        raise xlang.Failed(c.problems[0] + ("" if len(c.problems) == 1 else " (+%d more)" % (len(c.problems) - 1)))
     if covered() != NRECS:
         fail("the members stopped after %d of %d records" % (covered(), NRECS))
     for m in members:
@@ -371,7 +322,7 @@ def main():
             return
         i = c.verify("member-3", m)
         if c.problems:
-            raise Failed(c.problems[0])
+            raise xlang.Failed(c.problems[0])
         (stale if i is not None and i < NRECS else got).append((i, m.partition(), m.offset()))
         third.store_offsets(message=m)
 
@@ -414,11 +365,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Failed as e:
-        sys.exit(xlang.result_line(CLIENT, 0, [str(e)]))
-    except Exception as e:  # noqa: BLE001 - one FAIL line instead of a traceback
-        import traceback
-        traceback.print_exc()
-        sys.exit(xlang.result_line(CLIENT, 0, ["%s: %s" % (type(e).__name__, e)]))
+    xlang.run_check(CLIENT, main)

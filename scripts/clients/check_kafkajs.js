@@ -17,19 +17,8 @@ const path = require('path')
 const CLIENT = 'kafkajs'
 const DEADLINE_MS = 50000 // run.sh kills the check at 60 s
 
-function fail(reason, details) {
-  console.log(`FAIL ${CLIENT} ${reason}`)
-  for (const d of details || []) console.error('  ' + d)
-  process.exit(1)
-}
-
-let kafkajs
-try {
-  kafkajs = require(path.join(__dirname, 'node', 'node_modules', 'kafkajs'))
-} catch (e) {
-  fail(`cannot load kafkajs (run npm ci in ${path.join(__dirname, 'node')}): ${e.message}`)
-}
-const { Kafka, logLevel, Partitioners } = kafkajs
+const { fail, failProblems, args, startDeadline, newKafka, createTopic, idempotentProducer, run } =
+  require('./kafkajs_common').forClient(CLIENT)
 
 function loadRecords() {
   const doc = JSON.parse(fs.readFileSync(path.join(__dirname, 'records.json'), 'utf8'))
@@ -111,48 +100,20 @@ function compare(records, got) {
 }
 
 async function main() {
-  const [bootstrap, topic] = process.argv.slice(2)
-  if (!bootstrap || !topic) {
-    console.error('usage: check_kafkajs.js BOOTSTRAP TOPIC')
-    process.exit(2)
-  }
+  const [bootstrap, topic] = args(__filename)
   let stage = 'connect'
   let progress = () => ''
-  const timer = setTimeout(() => fail(`timed out after ${DEADLINE_MS / 1000}s (${stage}${progress()})`), DEADLINE_MS)
+  const timer = startDeadline(DEADLINE_MS, () => `${stage}${progress()}`)
   const { partitions: nparts, records } = loadRecords()
-
-  const kafka = new Kafka({
-    clientId: 'xlang-kafkajs',
-    brokers: [bootstrap],
-    connectionTimeout: 10000,
-    requestTimeout: 15000,
-    retry: { retries: 5, initialRetryTime: 200 },
-    logLevel: logLevel.WARN,
-    logCreator: () => ({ namespace, level, label, log }) => {
-      const { message, ...extra } = log
-      console.error(`kafkajs ${label} [${namespace}] ${message} ${JSON.stringify(extra)}`)
-    },
-  })
+  const kafka = newKafka(bootstrap)
 
   stage = 'create topic'
   const admin = kafka.admin()
   await admin.connect()
-  await admin.createTopics({
-    topics: [{ topic, numPartitions: nparts, replicationFactor: 1 }],
-    waitForLeaders: true,
-    timeout: 15000,
-  })
+  await createTopic(admin, topic, nparts)
 
   stage = 'produce'
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    // kafkajs warns that bounded retries weaken idempotence; the check's
-    // deadline bounds the run instead.
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  })
+  const producer = idempotentProducer(kafka)
   await producer.connect()
   await producer.send({
     topic,
@@ -220,11 +181,9 @@ async function main() {
 
   for (const p of Object.keys(got)) got[p].sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0))
   const problems = compare(records, got)
-  if (problems.length) {
-    fail(problems[0] + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), problems)
-  }
+  if (problems.length) failProblems(problems)
   console.log(`PASS ${CLIENT} ${records.length} records`)
   process.exit(0)
 }
 
-main().catch(e => fail(`${e.name || 'Error'}: ${e.message}`, [e.stack]))
+run(main)

@@ -39,8 +39,6 @@
 // installed by `npm ci` in ./node.
 'use strict'
 
-const path = require('path')
-
 const CLIENT = 'kafkajs-group'
 const DEADLINE_MS = 45000 // the whole check; run.sh kills it at 60 s
 const NPARTS = 4
@@ -50,19 +48,8 @@ const THROTTLE_MS = 20 // per record until the group has split
 const QUIET_MS = 1000 // members stop after this long without a record
 const IDLE_MS = 3000 // the third consumer must get nothing for this long
 
-function fail(reason, details) {
-  console.log(`FAIL ${CLIENT} ${reason}`)
-  for (const d of details || []) console.error('  ' + d)
-  process.exit(1)
-}
-
-let kafkajs
-try {
-  kafkajs = require(path.join(__dirname, 'node', 'node_modules', 'kafkajs'))
-} catch (e) {
-  fail(`cannot load kafkajs (run npm ci in ${path.join(__dirname, 'node')}): ${e.message}`)
-}
-const { Kafka, logLevel, Partitioners } = kafkajs
+const { fail, failProblems, args, startDeadline, newKafka, createTopic, idempotentProducer, run, Partitioners } =
+  require('./kafkajs_common').forClient(CLIENT)
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const keyOf = i => Buffer.from(`key-${String(i).padStart(3, '0')}`)
@@ -75,51 +62,24 @@ const valueOf = i =>
 const hex = b => (b === null ? 'null' : b.toString('hex'))
 
 async function main() {
-  const [bootstrap, topic] = process.argv.slice(2)
-  if (!bootstrap || !topic) {
-    console.error('usage: check_kafkajs_group.js BOOTSTRAP TOPIC')
-    process.exit(2)
-  }
+  const [bootstrap, topic] = args(__filename)
   const start = Date.now()
   const left = () => DEADLINE_MS - (Date.now() - start)
   let stage = 'connect'
   let progress = () => ''
-  const timer = setTimeout(() => fail(`timed out after ${DEADLINE_MS / 1000}s (${stage}${progress()})`), DEADLINE_MS)
+  const timer = startDeadline(DEADLINE_MS, () => `${stage}${progress()}`)
 
-  const kafka = new Kafka({
-    clientId: 'xlang-kafkajs-group',
-    brokers: [bootstrap],
-    connectionTimeout: 10000,
-    requestTimeout: 15000,
-    retry: { retries: 5, initialRetryTime: 200 },
-    logLevel: logLevel.WARN,
-    logCreator: () => ({ namespace, label, log }) => {
-      const { message, ...extra } = log
-      console.error(`kafkajs ${label} [${namespace}] ${message} ${JSON.stringify(extra)}`)
-    },
-  })
+  const kafka = newKafka(bootstrap)
 
   // 1. Topic and 400 records.
   stage = 'create topic'
   const admin = kafka.admin()
   await admin.connect()
-  await admin.createTopics({
-    topics: [{ topic, numPartitions: NPARTS, replicationFactor: 1 }],
-    waitForLeaders: true,
-    timeout: 15000,
-  })
+  await createTopic(admin, topic, NPARTS)
 
   const placed = new Map() // "partition/offset" -> record number
   const ends = {} // partition -> end offset
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    // kafkajs warns that bounded retries weaken idempotence; the check's
-    // deadline bounds the run instead.
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  })
+  const producer = idempotentProducer(kafka)
   await producer.connect()
   // The producer's partitioner, run here too: with the send() result's base
   // offsets it tells where each record went (kafkajs keeps the order of one
@@ -272,9 +232,7 @@ async function main() {
   // 3. Stop both members.
   stage = 'disconnect the two members'
   await Promise.all(members.map(m => m.consumer.disconnect()))
-  if (problems.length) {
-    fail(problems[0] + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), problems)
-  }
+  if (problems.length) failProblems(problems)
   if (n !== NRECS) fail(`the two members consumed ${n} of ${NRECS} records (${holding})`)
   for (const m of members) {
     if (m.ever.size === 0 || m.seen.size === 0) {
@@ -345,9 +303,7 @@ async function main() {
   clearTimeout(timer)
 
   const stale = got.filter(r => verify('member-3', r.partition, r.message) < NRECS).length
-  if (problems.length) {
-    fail(problems[0] + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), problems)
-  }
+  if (problems.length) failProblems(problems)
   const have = got.map(r => `${r.partition}/${r.message.offset}`).sort()
   if (stale || have.length !== NEXTRA || have.join() !== want.join()) {
     fail(`member-3 got ${got.length} records after the ${NEXTRA} new ones were produced (${stale} old), want exactly the new ones: got [${have}], want [${want}]`)
@@ -356,4 +312,4 @@ async function main() {
   process.exit(0)
 }
 
-main().catch(e => fail(`${e.name || 'Error'}: ${e.message}`, [e.stack]))
+run(main)

@@ -5,7 +5,12 @@ and read back) and compares what a client consumed with what was sent.
 Standard library only, so it runs under /usr/bin/python3 as well as any
 other python3.
 
-Also a small command line used by check_kcat.sh:
+Also what the Python checks share around that: Failed and run_check (one
+verdict line whatever happens) and, for the two confluent-kafka checks,
+ConfluentCheck (librdkafka's log, common settings, topic creation); it
+imports confluent_kafka only when used.
+
+And a small command line used by check_kcat.sh:
 
   xlang.py kcat-prepare DIR NPARTS KEYDELIM   write one input file and one
                                               argument file per record
@@ -14,8 +19,11 @@ Also a small command line used by check_kcat.sh:
 
 import base64
 import json
+import logging
 import os
 import sys
+import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDS_JSON = os.path.join(HERE, "records.json")
@@ -110,6 +118,88 @@ def result_line(client, n, problems, note=""):
         return 1
     print("PASS %s %d records%s" % (client, n, " (%s)" % note if note else ""), flush=True)
     return 0
+
+
+class Failed(Exception):
+    """A check's failure; run_check prints its message as the FAIL line."""
+
+
+def run_check(client, main):
+    """Runs main(), a check's body, and exits with the code it returns.
+    Failed, or any other exception (traceback on stderr), becomes one FAIL
+    line instead of a traceback alone, so run.sh always gets a verdict."""
+    try:
+        code = main()
+    except Failed as e:
+        code = result_line(client, 0, [str(e)])
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        code = result_line(client, 0, ["%s: %s" % (type(e).__name__, e)])
+    sys.exit(code)
+
+
+# --- confluent-kafka support --------------------------------------------
+
+
+class LastError(logging.Handler):
+    """Passes librdkafka's log lines to stderr and keeps the last warning or
+    error, so a FAIL line can say what librdkafka complained about."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.last = None
+
+    def emit(self, record):
+        msg = record.getMessage()
+        print("librdkafka %s %s" % (record.levelname, msg), file=sys.stderr)
+        if record.levelno >= logging.WARNING:
+            self.last = msg
+
+
+class ConfluentCheck:
+    """What check_confluent.py and check_confluent_group.py share: it
+    imports confluent_kafka (Failed if python3-confluent-kafka is missing),
+    logs its versions, and routes librdkafka's log through LastError.
+    conf holds the settings every client of the check starts from."""
+
+    def __init__(self, bootstrap):
+        try:
+            import confluent_kafka
+        except ImportError as e:
+            raise Failed("cannot import confluent_kafka (python3-confluent-kafka): %s" % e)
+        print("confluent-kafka %s, librdkafka %s" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0]),
+              file=sys.stderr)
+        self.log = LastError()
+        logger = logging.getLogger("librdkafka")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self.log)
+        self.conf = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": logger}
+
+    def explain(self, reason):
+        """reason, with the last error librdkafka logged if any."""
+        return reason + ("; last librdkafka error: %s" % self.log.last if self.log.last else "")
+
+    def create_topic(self, topic, nparts, ready_by):
+        """Creates topic with nparts partitions and waits until metadata
+        shows them all with a leader; Failed if that takes past ready_by
+        (a time.monotonic() value)."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient(dict(self.conf))
+        fut = admin.create_topics([NewTopic(topic, num_partitions=nparts, replication_factor=1)],
+                                  operation_timeout=15, request_timeout=15)
+        try:
+            fut[topic].result(timeout=20)
+        except Exception as e:  # noqa: BLE001
+            raise Failed(self.explain("create topic %s: %s" % (topic, e)))
+        while True:
+            md = admin.list_topics(topic=topic, timeout=10).topics.get(topic)
+            if md is not None and md.error is None and len(md.partitions) >= nparts and \
+                    all(p.leader >= 0 for p in md.partitions.values()):
+                return
+            if time.monotonic() > ready_by:
+                raise Failed(self.explain("topic %s not ready: %r" % (topic, md and md.error)))
+            time.sleep(0.2)
 
 
 # --- kcat support -------------------------------------------------------
