@@ -45,6 +45,9 @@ type member struct {
 	gen      int32
 	epoch    int
 	parts    []*mpart
+	// staleGen, when set, is a generation just left whose positions the
+	// member commits (wrongly) once the new generation is assigned.
+	staleGen int32
 
 	// coord is the coordinator's node index (-1: unknown); finding: a
 	// FindCoordinator is under way, and coordWaiters wait for its answer.
@@ -114,27 +117,51 @@ func (m *member) start() {
 	m.chaos()
 }
 
-// chaos now and then makes the member leave the group, or crash (go
-// silent, so its session must expire), and come back later. Seldom enough
-// that a group is often stable for a while between rebalances, so members
-// read and commit.
+// chaos now and then makes the member leave the group, crash (go silent,
+// so its session must expire) and come back as a new member, or pause (a
+// long GC or a stopped VM: it resumes as the member it was, which the group
+// may have fenced meanwhile). Seldom enough that a group is often stable
+// for a while between rebalances, so members read and commit.
 func (m *member) chaos() {
 	m.w.Loop.After(m.rnd.Range(5, 25)*sched.Second, func() {
 		if !m.live() {
 			return
 		}
 		back := m.rnd.Range(100*sched.Millisecond, 2*m.session)
-		if m.rnd.Coin() {
+		switch m.rnd.Pick(3) {
+		case 0:
 			m.leave()
-		} else {
+			m.w.Loop.After(back, func() { m.rejoin(0) })
+		case 1:
 			m.w.trace("%s: crashes (member %s gen %d)", m.name, m.memberID, m.gen)
 			m.epoch++
 			m.abort("member crashed")
 			// A new process knows no member id, nor the coordinator.
 			m.memberID, m.coord = "", -1
+			m.w.Loop.After(back, func() { m.rejoin(0) })
+		default:
+			m.pause(back)
 		}
-		m.w.Loop.After(back, func() { m.rejoin(0) })
 		m.chaos()
+	})
+}
+
+// pause stops everything the member does for d, then resumes it as it
+// was: same member id and generation, same positions.
+func (m *member) pause(d sched.Time) {
+	m.w.trace("%s: pauses for %v (member %s gen %d)", m.name, d, m.memberID, m.gen)
+	m.epoch++
+	m.w.Loop.After(d, func() {
+		if !m.live() {
+			return
+		}
+		if m.memberID == "" {
+			m.rejoin(0)
+			return
+		}
+		m.epoch++
+		m.heartbeat(m.epoch)
+		m.offsetFetch(m.epoch)
 	})
 }
 
@@ -291,11 +318,9 @@ func (m *member) join(epoch int) {
 		case nil:
 			prevID, prevGen := m.memberID, m.gen
 			m.memberID, m.gen = resp.MemberID, resp.Generation
-			if prevID == m.memberID && prevGen < m.gen && m.rnd.Pick(4) == 0 {
-				// A commit of the generation just left, as a consumer
-				// whose commit was delayed would send: the coordinator
-				// must refuse it (claim 5).
-				m.commit(epoch, prevGen, false, nil)
+			m.staleGen = 0
+			if prevID == m.memberID && prevGen < m.gen && m.rnd.Coin() {
+				m.staleGen = prevGen
 			}
 			var assignments []kmsg.SyncGroupRequestGroupAssignment
 			if op.Leader {
@@ -417,6 +442,18 @@ func (m *member) sync(epoch int, assignments []kmsg.SyncGroupRequestGroupAssignm
 		m.w.trace("%s: sync %s gen %d -> %v %v", m.name, m.group, m.gen, kerr.ErrorForCode(resp.ErrorCode), parts)
 		switch kerr.ErrorForCode(resp.ErrorCode) {
 		case nil:
+			if m.staleGen > 0 {
+				// A commit of the generation just left, delayed past the
+				// new one's assignment, as a stalled consumer would send
+				// it: the coordinator must refuse it (claim 5).
+				old, gen := m.parts, m.staleGen
+				m.w.Loop.After(m.rnd.Range(1, 200)*sched.Millisecond, func() {
+					if m.current(epoch) {
+						m.commit(epoch, gen, old, false, nil)
+					}
+				})
+				m.staleGen = 0
+			}
 			m.parts = nil
 			for _, p := range parts {
 				m.parts = append(m.parts, &mpart{partition: p, pos: -1})
@@ -705,7 +742,7 @@ func (m *member) poll(epoch int) {
 			return
 		}
 		if m.rnd.Pick(4) == 0 {
-			m.commit(epoch, m.gen, true, nil)
+			m.commit(epoch, m.gen, m.parts, true, nil)
 		}
 		m.w.Loop.After(m.rnd.Range(0, 100)*sched.Millisecond, func() {
 			if m.current(epoch) {
@@ -784,7 +821,7 @@ func (m *member) resetOne(epoch int, p *mpart, was int64) {
 	})
 }
 
-// commit commits every position known, with generation gen (a KIP-848
+// commit commits the known positions of parts, with generation gen (a KIP-848
 // member's epoch); react: a classic member rejoins if the answer says it
 // must (a KIP-848 member hears it from its heartbeats). then, if set, runs
 // once the commit is answered, failed or lost, or at once if there is
@@ -793,7 +830,7 @@ func (m *member) resetOne(epoch int, p *mpart, was int64) {
 // may not have taken effect: the history has it with its error code (-1
 // for a lost answer, with no return), which the checkers take as
 // unacknowledged.
-func (m *member) commit(epoch int, gen int32, react bool, then func()) {
+func (m *member) commit(epoch int, gen int32, parts []*mpart, react bool, then func()) {
 	if then == nil {
 		then = func() {}
 	}
@@ -805,7 +842,7 @@ func (m *member) commit(epoch int, gen int32, react bool, then func()) {
 	rt.Topic = m.topic
 	op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.Commit, Group: m.group, Topic: m.topic,
 		MemberID: m.memberID, Generation: gen}
-	for _, p := range m.parts {
+	for _, p := range parts {
 		if p.pos < 0 {
 			continue
 		}

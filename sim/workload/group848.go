@@ -78,17 +78,49 @@ func (m *member) chaos848() {
 		if !m.live() {
 			return
 		}
-		if m.rnd.Coin() && m.memberID != "" && m.coord >= 0 {
-			m.leave848()
-		} else {
+		back := m.rnd.Range(100*sched.Millisecond, 20*sched.Second)
+		switch m.rnd.Pick(3) {
+		case 0:
+			if m.memberID != "" && m.coord >= 0 {
+				m.leave848()
+			}
+		case 1:
 			m.w.trace("%s: crashes (member %s epoch %d)", m.name, m.memberID, m.gen)
 			m.abort("member crashed")
 			m.coord = -1
+		default:
+			m.pause848(back)
+			m.chaos848()
+			return
 		}
 		m.drop848()
 		m.memberID = ""
-		m.join848(m.rnd.Range(100*sched.Millisecond, 20*sched.Second))
+		m.join848(back)
 		m.chaos848()
+	})
+}
+
+// pause848 stops everything the member does for d, then resumes it as it
+// was: same member id, epoch, owned partitions and positions. The
+// coordinator may have fenced it meanwhile; its next heartbeat says so.
+func (m *member) pause848(d sched.Time) {
+	c := m.kip848
+	m.w.trace("%s: pauses for %v (member %s epoch %d)", m.name, d, m.memberID, m.gen)
+	c.life++
+	c.inFlight = false
+	m.epoch++
+	m.w.Loop.After(d, func() {
+		if !m.live() {
+			return
+		}
+		c.life++
+		m.epoch++
+		if m.memberID == "" || m.gen == 0 {
+			m.join848(0)
+			return
+		}
+		m.heartbeat848(c.life)
+		m.offsetFetch(m.epoch)
 	})
 }
 
@@ -287,14 +319,21 @@ func (m *member) reconcile848(life int, next []int32) {
 		switchTo()
 		return
 	}
-	// Reading stops now; the commit names the revoked partitions only.
+	// Reading stops now; the member finishes what it was processing (for
+	// up to a second and a half, as an application's revocation callback
+	// may), then commits the revoked partitions and waits for the answer.
 	m.epoch++
 	epoch := m.epoch
 	m.parts = revoked
-	m.commit(epoch, m.gen, false, func() {
-		if m.epoch == epoch {
-			switchTo()
+	m.w.Loop.After(m.rnd.Range(0, 1500)*sched.Millisecond, func() {
+		if m.epoch != epoch {
+			return
 		}
+		m.commit(epoch, m.gen, revoked, false, func() {
+			if m.epoch == epoch {
+				switchTo()
+			}
+		})
 	})
 }
 
