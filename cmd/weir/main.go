@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("weir", flag.ContinueOnError)
 	configFile := fs.String("config", "", "a server.properties file with Kafka's config keys")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for go tool pprof)")
 	set := overrides{}
 	fs.Var(set, "override", "a config key=value, over the file (repeatable)")
 	// Shorthands for the keys set most often; each is the Kafka key with
@@ -99,6 +101,17 @@ func run(args []string) error {
 	}
 	for _, k := range unknown {
 		logger.Warn("unknown config key ignored", "key", k)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return serve(cfg, logger)
 }
