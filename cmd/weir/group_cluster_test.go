@@ -28,12 +28,13 @@ import (
 // whichever broker its members reach the cluster through, and survives
 // that broker's death.
 
-// clusterGroupFlags are the nodes' arguments: groups form at once (see
-// groupBrokerFlags), __consumer_offsets has few partitions so that it is
+// clusterGroupFlags are the nodes' arguments: groups form at once and
+// KIP-848 members heartbeat often (see group848Flags), __consumer_offsets
+// has few partitions so that it is
 // created and failed over quickly, and a dead broker is fenced after 3 s
 // (as in the replication tests) so that its partitions, the coordinator's
 // among them, move within the test's time.
-var clusterGroupFlags = append(slices.Clone(groupBrokerFlags),
+var clusterGroupFlags = append(slices.Clone(group848Flags),
 	"--override", "offsets.topic.num.partitions="+strconv.Itoa(clusterOffsetsPartitions),
 	"--override", "broker.session.timeout.ms=3000",
 	"--override", "broker.heartbeat.interval.ms=500")
@@ -312,16 +313,17 @@ func (ms *groupMembers) stopAll(timeout time.Duration) {
 }
 
 // franz runs a franz-go member of g, seeded with seeds (the broker it is
-// to reach the cluster through first), with balancer. It commits
+// to reach the cluster through first), assigning with assign (a classic
+// balancer, or KIP-848's server-side assignment). It commits
 // automatically and, since a revocation callback replaces franz-go's
 // default one, on revocation too; its assigned, revoked and lost callbacks
 // tell g.owners.
-func (ms *groupMembers) franz(g *clusterGroup, name string, seeds []string, balancer kgo.GroupBalancer) {
+func (ms *groupMembers) franz(g *clusterGroup, name string, seeds []string, assign kgo.GroupOpt) {
 	ms.t.Helper()
 	ctx := ms.add(name)
 	g.owners.starting(name)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(name),
-		kgo.ConsumerGroup(g.name), kgo.ConsumeTopics(g.topic), kgo.Balancers(balancer),
+		kgo.ConsumerGroup(g.name), kgo.ConsumeTopics(g.topic), assign,
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(300*time.Millisecond),
 		kgo.RebalanceTimeout(8*time.Second), kgo.AutoCommitInterval(200*time.Millisecond),
@@ -729,7 +731,9 @@ func TestClusterGroups(t *testing.T) {
 	rangeG := newClusterGroup("range-group", topic, start)
 	coopG := newClusterGroup("cooperative-group", topic, start)
 	mixedG := newClusterGroup("mixed-group", topic, start)
-	groups := []*clusterGroup{rangeG, coopG, mixedG}
+	nextG := newClusterGroup("consumer-group", topic, start) // KIP-848
+	groups := []*clusterGroup{rangeG, coopG, mixedG, nextG}
+	serverSide := kgo.ServerSideBalancer()
 	var names []string
 	for _, g := range groups {
 		names = append(names, g.name)
@@ -750,20 +754,23 @@ func TestClusterGroups(t *testing.T) {
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	step := func(what string) { t.Logf("%v: %s (%d records acknowledged)", at(), what, acks.total()) }
 
-	step("first members: range-0 via node 1, coop-0 via node 2, sarama-0 via node 3")
-	ms.franz(rangeG, "range-0", seedsFrom(nodes, n1), kgo.RangeBalancer())
-	ms.franz(coopG, "coop-0", seedsFrom(nodes, n2), kgo.CooperativeStickyBalancer())
+	step("first members: range-0 via node 1, coop-0 via node 2, sarama-0 via node 3, next-0 (KIP-848) via node 1")
+	ms.franz(rangeG, "range-0", seedsFrom(nodes, n1), kgo.Balancers(kgo.RangeBalancer()))
+	ms.franz(coopG, "coop-0", seedsFrom(nodes, n2), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	ms.sarama(mixedG, "sarama-0", seedsFrom(nodes, n3))
+	ms.franz(nextG, "next-0", seedsFrom(nodes, n1), serverSide)
 	pause(2 * time.Second)
-	step("second members: range-1 via node 2, coop-1 via node 3, kafkago-0 via node 1")
-	ms.franz(rangeG, "range-1", seedsFrom(nodes, n2), kgo.RangeBalancer())
-	ms.franz(coopG, "coop-1", seedsFrom(nodes, n3), kgo.CooperativeStickyBalancer())
+	step("second members: range-1 via node 2, coop-1 via node 3, kafkago-0 via node 1, next-1 via node 2")
+	ms.franz(rangeG, "range-1", seedsFrom(nodes, n2), kgo.Balancers(kgo.RangeBalancer()))
+	ms.franz(coopG, "coop-1", seedsFrom(nodes, n3), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	ms.kafkaGo(mixedG, "kafkago-0", seedsFrom(nodes, n1))
+	ms.franz(nextG, "next-1", seedsFrom(nodes, n2), serverSide)
 	pause(2 * time.Second)
-	step("third members: range-2 via node 3, coop-2 via node 1, sarama-1 via node 2")
-	ms.franz(rangeG, "range-2", seedsFrom(nodes, n3), kgo.RangeBalancer())
-	ms.franz(coopG, "coop-2", seedsFrom(nodes, n1), kgo.CooperativeStickyBalancer())
+	step("third members: range-2 via node 3, coop-2 via node 1, sarama-1 via node 2, next-2 via node 3")
+	ms.franz(rangeG, "range-2", seedsFrom(nodes, n3), kgo.Balancers(kgo.RangeBalancer()))
+	ms.franz(coopG, "coop-2", seedsFrom(nodes, n1), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	ms.sarama(mixedG, "sarama-1", seedsFrom(nodes, n2))
+	ms.franz(nextG, "next-2", seedsFrom(nodes, n3), serverSide)
 	pause(3 * time.Second)
 
 	// The coordinator: every node must name the same, the leader of the
@@ -795,10 +802,11 @@ func TestClusterGroups(t *testing.T) {
 	killedAt := time.Now()
 	victim.kill()
 	pause(time.Second)
-	step("while the coordinator is down: range-0, coop-0 and sarama-0 leave; range-3, coop-3 and kafkago-1 join")
-	ms.stop("range-0", "coop-0", "sarama-0")
-	ms.franz(rangeG, "range-3", seedsFrom(nodes, survivors[0]), kgo.RangeBalancer())
-	ms.franz(coopG, "coop-3", seedsFrom(nodes, survivors[1]), kgo.CooperativeStickyBalancer())
+	step("while the coordinator is down: range-0, coop-0, sarama-0 and next-0 leave; range-3, coop-3, kafkago-1 and next-3 join")
+	ms.stop("range-0", "coop-0", "sarama-0", "next-0")
+	ms.franz(nextG, "next-3", seedsFrom(nodes, survivors[1]), serverSide)
+	ms.franz(rangeG, "range-3", seedsFrom(nodes, survivors[0]), kgo.Balancers(kgo.RangeBalancer()))
+	ms.franz(coopG, "coop-3", seedsFrom(nodes, survivors[1]), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	ms.kafkaGo(mixedG, "kafkago-1", seedsFrom(nodes, survivors[0]))
 	if id, _, err := waitCoordinator(survivors, rangeG.name, 10*time.Second); err != nil {
 		t.Errorf("%v: after the kill: %v", at(), err)
@@ -810,10 +818,11 @@ func TestClusterGroups(t *testing.T) {
 	victim.restart()
 	watch.markRestart()
 	pause(2 * time.Second)
-	step(fmt.Sprintf("range-1, coop-1 and kafkago-0 leave; range-4, coop-4 and sarama-2 join via node %d", victim.id))
-	ms.stop("range-1", "coop-1", "kafkago-0")
-	ms.franz(rangeG, "range-4", seedsFrom(nodes, victim), kgo.RangeBalancer())
-	ms.franz(coopG, "coop-4", seedsFrom(nodes, victim), kgo.CooperativeStickyBalancer())
+	step(fmt.Sprintf("range-1, coop-1, kafkago-0 and next-1 leave; range-4, coop-4, sarama-2 and next-4 join via node %d", victim.id))
+	ms.stop("range-1", "coop-1", "kafkago-0", "next-1")
+	ms.franz(nextG, "next-4", seedsFrom(nodes, victim), serverSide)
+	ms.franz(rangeG, "range-4", seedsFrom(nodes, victim), kgo.Balancers(kgo.RangeBalancer()))
+	ms.franz(coopG, "coop-4", seedsFrom(nodes, victim), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	ms.sarama(mixedG, "sarama-2", seedsFrom(nodes, victim))
 	pause(4 * time.Second)
 
@@ -867,7 +876,7 @@ func TestClusterGroups(t *testing.T) {
 // once, each reaching a three-node cluster through a different broker
 // first, and logs how long after the last started every one holds
 // partitions of a 12-partition topic, for the range and the
-// cooperative-sticky balancers. Only correctness is asserted: each
+// cooperative-sticky balancers and KIP-848's server-side assignment. Only correctness is asserted: each
 // partition ends up held by exactly one member, and no partition is ever
 // assigned while another member holds it.
 func TestClusterGroupJoinTime(t *testing.T) {
@@ -876,11 +885,12 @@ func TestClusterGroupJoinTime(t *testing.T) {
 	const topic, partitions, members = "join-events", 12, 10
 	nodes, adm := startGroupCluster(ctx, t, topic, partitions)
 	for _, bal := range []struct {
-		name string
-		b    kgo.GroupBalancer
+		name   string
+		assign kgo.GroupOpt
 	}{
-		{"range", kgo.RangeBalancer()},
-		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+		{"range", kgo.Balancers(kgo.RangeBalancer())},
+		{"cooperative-sticky", kgo.Balancers(kgo.CooperativeStickyBalancer())},
+		{"kip848", kgo.ServerSideBalancer()},
 	} {
 		t.Run(bal.name, func(t *testing.T) {
 			g := newClusterGroup("join-"+bal.name, topic, time.Now())
@@ -898,7 +908,7 @@ func TestClusterGroupJoinTime(t *testing.T) {
 			for i := range members {
 				name := fmt.Sprintf("member-%d", i)
 				names = append(names, name)
-				ms.franz(g, name, seedsFrom(nodes, nodes[i%len(nodes)]), bal.b)
+				ms.franz(g, name, seedsFrom(nodes, nodes[i%len(nodes)]), bal.assign)
 			}
 			// Polled every 2 ms: waitFor's 50 ms would be most of it.
 			last := time.Now()
