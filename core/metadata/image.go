@@ -18,6 +18,7 @@ type Broker struct {
 	Incarnation string
 	Endpoints   []Endpoint
 	Rack        string
+	DirectoryID [16]byte
 	// Fenced brokers lead nothing and are not in any ISR the controller
 	// writes; a broker is fenced from registration until the controller
 	// sees it caught up, and again when it misses heartbeats.
@@ -42,6 +43,7 @@ type Topic struct {
 type Partition struct {
 	Replicas         []port.NodeID
 	ISR              []port.NodeID
+	ELR              []port.NodeID
 	Leader           port.NodeID
 	LeaderEpoch      int32
 	PartitionEpoch   int32
@@ -275,6 +277,7 @@ func copyBroker(b Broker) Broker {
 func copyPartition(p Partition) Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.ELR = slices.Clone(p.ELR)
 	p.AddingReplicas = slices.Clone(p.AddingReplicas)
 	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p
