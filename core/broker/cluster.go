@@ -183,6 +183,13 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 			t, err := n.cfg.TopicConfig(o)
 			return err == nil && t.UncleanLeaderElection
 		},
+		MinInsyncReplicas: func(o map[string]string) int32 {
+			t, err := n.cfg.TopicConfig(o)
+			if err != nil {
+				return n.cfg.TopicDefaults.MinInsyncReplicas
+			}
+			return t.MinInsyncReplicas
+		},
 		Logger:    n.log,
 		Rand:      n.rnd.Uint64,
 		ClusterID: n.cfg.ClusterID,

@@ -109,6 +109,14 @@ const (
 	// out of the new generation, instead of an empty one: two members own
 	// one partition in the same generation (claim 5).
 	AssignmentOverlap
+	// DiskLossNotDetected makes the controller ignore a broker registering
+	// with a new log directory id: a broker whose disk was wiped stays an
+	// eligible leader and, elected, leads with an empty log (claim 1).
+	DiskLossNotDetected
+	// HWIgnoresMinISR lets a leader advance its high watermark while its
+	// ISR is smaller than min.insync.replicas: a replica that left the ISR
+	// then lacks committed records, yet is elected from the ELR (claim 1).
+	HWIgnoresMinISR
 
 	numBugs
 )
@@ -137,6 +145,8 @@ var names = [...]string{
 	StaleGenerationCommit:     "StaleGenerationCommit",
 	NoGroupReload:             "NoGroupReload",
 	AssignmentOverlap:         "AssignmentOverlap",
+	DiskLossNotDetected:       "DiskLossNotDetected",
+	HWIgnoresMinISR:           "HWIgnoresMinISR",
 }
 
 func (b Bug) String() string {

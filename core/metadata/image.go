@@ -51,6 +51,14 @@ type Partition struct {
 	RemovingReplicas []port.NodeID
 }
 
+// MinISR is the ISR size below which p's leader holds its high watermark
+// and the replicas leaving the ISR become eligible leaders (the ELR): the
+// topic's min.insync.replicas, at most the number of replicas, so that a
+// topic with fewer replicas than that still makes progress.
+func (p *Partition) MinISR(minInsyncReplicas int32) int {
+	return max(1, min(int(minInsyncReplicas), len(p.Replicas)))
+}
+
 // Reassigning reports whether a reassignment of p is in progress.
 func (p *Partition) Reassigning() bool {
 	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
