@@ -74,8 +74,11 @@ type cluster struct {
 	// recovered, so orphan directories wait (see reconcile).
 	bootLast uint64
 	caughtUp bool
-	// bootSynced: the sync of what recovery read has completed.
+	// bootSynced: the sync of what recovery read, and of the log
+	// directory's id, has completed.
 	bootSynced bool
+	// directory is the log directory's id (see directory.go).
+	directory [16]byte
 
 	// Controller requests this node sent and awaits, by request id.
 	calls    map[uint64]*controllerCall
@@ -194,7 +197,10 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 		Rand:      n.rnd.Uint64,
 		ClusterID: n.cfg.ClusterID,
 	}, (*raftLog)(n))
-	c.reg.incarnation = n.newIncarnation()
+	c.reg.incarnation = n.newUUID()
+	if err := n.bootDirectory(fs); err != nil {
+		return nil, err
+	}
 	n.queueCluster(store.BootOps())
 	c.bootSynced = c.idle()
 	return provisional, nil

@@ -2,7 +2,8 @@ package broker
 
 // The broker's lifecycle with the controller, as in KRaft: it registers
 // (a new incarnation id per process, so the controller can tell a restart
-// from a retry), heartbeats every broker.heartbeat.interval.ms, asks to be
+// from a retry, and the id of its log directory, so it can tell a restart
+// from a lost disk; see directory.go), heartbeats every broker.heartbeat.interval.ms, asks to be
 // unfenced once it has replayed the metadata log up to its registration,
 // and on a graceful stop asks for a controlled shutdown: the controller
 // moves its leaderships away before the process exits.
@@ -47,11 +48,15 @@ func (n *Node) leaseValid() bool {
 	return n.now.MonoNs < n.cluster.reg.leaseFromNs+sessionNs-sessionNs/8
 }
 
+// brokerRegistrationVersion is the first to carry log directories (v2).
+const brokerRegistrationVersion = 2
+
 // controlledShutdownTimeoutNs bounds how long a stop waits for the
 // controller to move leadership away before giving up.
 const controlledShutdownTimeoutNs = 30e9
 
-func (n *Node) newIncarnation() [16]byte {
+// newUUID draws a UUID's 16 bytes from the node's seeded source.
+func (n *Node) newUUID() [16]byte {
 	var id [16]byte
 	a, b := n.rnd.Uint64(), n.rnd.Uint64()
 	for i := range 8 {
@@ -129,8 +134,13 @@ func (n *Node) register() {
 	if cid == "" {
 		return // the first controller has not named the cluster yet
 	}
+	if !n.cluster.bootSynced {
+		return // the directory id is not durable yet
+	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.Version = brokerRegistrationVersion
 	req.BrokerID, req.ClusterID, req.IncarnationID = n.cfg.NodeID, cid, r.incarnation
+	req.LogDirs = [][16]byte{n.cluster.directory}
 	if n.cfg.Rack != "" {
 		req.Rack = &n.cfg.Rack
 	}
