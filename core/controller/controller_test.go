@@ -288,7 +288,7 @@ func TestReregistrationLeavesPartitions(t *testing.T) {
 	if p := e.partition("t", 1); p.Leader != 1 {
 		t.Fatalf("leaderless partition not given back: %+v", p)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -435,7 +435,7 @@ func TestControlledShutdown(t *testing.T) {
 	a = e.send(req)
 	e.failover()
 	wantCode(t, "failed shutdown", a.resp.(*kmsg.BrokerHeartbeatResponse).ErrorCode, kerr.NotController)
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -1009,7 +1009,7 @@ func TestElectLeaders(t *testing.T) {
 	if got := electCodes(a.resp); got["x"][0] != kerr.NotController.Code {
 		t.Fatalf("failed v0 election: %v", got)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -164,3 +164,23 @@ func (e *env) wantLost(t *testing.T, topic, want string) {
 		t.Fatalf("%s-0: %s\n      want %s", topic, got, want)
 	}
 }
+
+// TestReassignmentKeepsMinISR: a reassignment completes only once the
+// target's ISR is min.insync.replicas large: the replicas it removes may
+// hold committed records the target's lagging members lack.
+func TestReassignmentKeepsMinISR(t *testing.T) {
+	e := newEnv(t)
+	e.addBrokers(1, 2, 3)
+	e.create(withMinISR(assigned("t", []int32{1, 2, 3}), "2"))
+	p := e.partition("t", 0)
+	e.call(e.alterReq(3, "t", 0, 1, 3))
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 2 3] isr=[1 3] leader=1", 0, 1)
+	e.mustReassign("t", 0, 1, 2)
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 2 3] isr=[1 3] leader=1 adding=[] removing=[3]", 0, 1)
+	// The leader drops the replica removed from the ISR: that leaves the
+	// target's ISR too small, so 3 stays, eligible, until 2 catches up.
+	e.call(e.alterReq(3, "t", 0, 1))
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 2 3] isr=[1] leader=1 elr=[3] adding=[] removing=[3]", 0, 1)
+	e.call(e.alterReq(3, "t", 0, 1, 2))
+	e.wantPartition(t, "t", 0, p, "replicas=[1 2] isr=[1 2] leader=1", 1, 1)
+}

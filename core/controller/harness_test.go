@@ -405,11 +405,16 @@ func wantCode(t fatalf, what string, got int16, want *kerr.Error) {
 
 // checkImage checks the invariants every image the controller writes
 // must keep, beyond those Apply enforces.
-func checkImage(img *metadata.Image) error {
+func (e *env) checkImage(img *metadata.Image) error {
 	for _, t := range img.Topics() {
 		if len(t.Partitions) == 0 {
 			return fmt.Errorf("topic %s has no partitions", t.Name)
 		}
+		overrides := map[string]string{}
+		for _, c := range img.Configs(metadata.ResourceTopic, t.Name) {
+			overrides[c.Key] = c.Value
+		}
+		minInsync := e.cfg.MinInsyncReplicas(overrides)
 		for i, p := range t.Partitions {
 			name := fmt.Sprintf("%s-%d %+v", t.Name, i, p)
 			// Without disk losses, some replica holds every committed
@@ -427,12 +432,15 @@ func checkImage(img *metadata.Image) error {
 					return errors.New(name + ": ELR member not a replica outside the ISR")
 				}
 			}
+			if len(p.ELR) > 0 && len(p.ISR) >= p.MinISR(minInsync) {
+				return fmt.Errorf("%s: an ELR beside an ISR of min.insync.replicas %d", name, minInsync)
+			}
 			for j, r := range p.Replicas {
 				if slices.Contains(p.Replicas[:j], r) {
 					return errors.New(name + ": replicas not distinct")
 				}
 			}
-			if err := checkReassignment(p); err != nil {
+			if err := checkReassignment(p, minInsync); err != nil {
 				return fmt.Errorf("%s: %v", name, err)
 			}
 			if p.Leader == metadata.NoLeader {
@@ -452,14 +460,13 @@ func checkImage(img *metadata.Image) error {
 
 // checkReassignment checks a partition's reassignment: the replicas being
 // added and removed are replicas, none both, and the replicas list the
-// target first. Once the ISR holds every replica being added and some
-// member of the target (the reassignment is due), every change completes
-// it as far as it can (see completeReassignment): the ISR still holds a
-// replica being removed (else the reassignment would be complete), and a
-// replica being removed does not lead (the change moved the leadership to
-// a member of the target in the ISR, all of which can lead while the
-// partition has a leader; see checkISRsServe).
-func checkReassignment(p metadata.Partition) error {
+// target first. Once it is due (see reassignmentDue), every change
+// completes it as far as it can (see completeReassignment): the ISR still
+// holds a replica being removed (else the reassignment would be complete),
+// and a replica being removed does not lead (the change moved the
+// leadership to a member of the target in the ISR, all of which can lead
+// while the partition has a leader; see checkISRsServe).
+func checkReassignment(p metadata.Partition, minInsync int32) error {
 	if !p.Reassigning() {
 		return nil
 	}
@@ -472,27 +479,28 @@ func checkReassignment(p metadata.Partition) error {
 	if n <= 0 || !slices.Equal(p.Replicas[n:], p.RemovingReplicas) {
 		return errors.New("the replicas being removed do not follow the target")
 	}
-	for _, r := range p.AddingReplicas {
-		if !slices.Contains(p.ISR, r) {
-			return nil // waiting for r
-		}
-	}
-	if len(p.ISR) == 0 {
-		return nil // waiting for a leader from the ELR
-	}
-	var removedInISR, targetInISR bool
-	for _, r := range p.ISR {
-		if slices.Contains(p.RemovingReplicas, r) {
-			removedInISR = true
-		} else {
-			targetInISR = true
-		}
+	if !reassignmentDue(p, p.ISR, minInsync) {
+		return nil
 	}
 	switch {
-	case !removedInISR:
+	case !slices.ContainsFunc(p.ISR, func(r port.NodeID) bool { return slices.Contains(p.RemovingReplicas, r) }):
 		return errors.New("the ISR completes the reassignment, yet it goes on")
-	case targetInISR && slices.Contains(p.RemovingReplicas, p.Leader):
+	case slices.Contains(p.RemovingReplicas, p.Leader):
 		return fmt.Errorf("replica %d being removed leads a reassignment that is due", p.Leader)
 	}
 	return nil
+}
+
+// reassignmentDue reports whether p's reassignment may complete with isr:
+// it holds every replica being added and, of the target, at least its
+// min.insync.replicas (at most its size).
+func reassignmentDue(p metadata.Partition, isr []port.NodeID, minInsync int32) bool {
+	target := metadata.Partition{Replicas: p.Replicas[:len(p.Replicas)-len(p.RemovingReplicas)]}
+	inTarget := 0
+	for _, r := range isr {
+		if slices.Contains(target.Replicas, r) {
+			inTarget++
+		}
+	}
+	return containsAll(isr, p.AddingReplicas) && inTarget >= target.MinISR(minInsync)
 }

@@ -363,7 +363,7 @@ func TestUncleanLeaderElection(t *testing.T) {
 		t.Fatalf("c-0 after unclean election: %+v", p)
 	}
 	wantLogged(t, &logs, "topic=c partition=0 leader=2")
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -184,9 +184,14 @@ func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Rec
 // once let the new one acknowledge records while the old one, slow to
 // replay the change, still served reads that missed them (claim 2, seed
 // 935).
+//
+// Stricter than Kafka, a reassignment completes only once the target's
+// ISR has the target's MinISR members: the replicas removed delete their
+// copy, and may be eligible leaders holding committed records the target
+// lacks; an ISR that large holds every committed record on enough disks.
 func (c *Controller) completeReassignment(topic string, partition int32, p metadata.Partition) metadata.Partition {
 	replicas, isr, done := reassignmentDone(p)
-	if !done {
+	if !done || len(isr) < c.minISR(topic, metadata.Partition{Replicas: replicas}) {
 		return p
 	}
 	if len(isr) < len(p.ISR) {

@@ -99,7 +99,7 @@ func (e *env) wantPartition(t *testing.T, topic string, p int32, before metadata
 		t.Fatalf("%s-%d: epochs %d/%d after %d/%d, want steps %d/%d", topic, p,
 			got.LeaderEpoch, got.PartitionEpoch, before.LeaderEpoch, before.PartitionEpoch, leaderStep, partitionStep)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 	return got
