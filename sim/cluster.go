@@ -3,7 +3,7 @@ package sim
 // A cluster run simulates 3 or 5 nodes with a Raft metadata quorum under
 // crashes (with and without the page cache), process pauses, nodes cut off
 // from each other (the active controller often), wall clock skew and
-// jumps, and disk faults. Clients create, delete and grow topics through
+// jumps, disk faults, and lost disks of broker-only nodes. Clients create, delete and grow topics through
 // random nodes. Checked: one active controller per term, committed
 // metadata never rewritten, one leader per partition per leader epoch
 // (online, as nodes apply the log); after the heal, a metadata operation
