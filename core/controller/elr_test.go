@@ -184,3 +184,21 @@ func TestReassignmentKeepsMinISR(t *testing.T) {
 	e.call(e.alterReq(3, "t", 0, 1, 2))
 	e.wantPartition(t, "t", 0, p, "replicas=[1 2] isr=[1 2] leader=1", 1, 1)
 }
+
+// TestCancelKeepsMinISR: a cancel that would drop in-sync replicas being
+// added, leaving fewer than min.insync.replicas replicas with every
+// committed record, waits until the others catch up.
+func TestCancelKeepsMinISR(t *testing.T) {
+	e := newEnv(t)
+	e.addBrokers(1, 2, 3, 4, 5)
+	e.create(withMinISR(assigned("t", []int32{1, 2, 3}), "2"))
+	p := e.partition("t", 0)
+	e.mustReassign("t", 0, 1, 4, 5)
+	e.call(e.alterReq(3, "t", 0, 1, 4))
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 4 5 2 3] isr=[1 4] leader=1 adding=[4 5] removing=[2 3]", 0, 2)
+	wantCode(t, "cancel", e.reassign("t", 0).ErrorCode, kerr.InvalidReplicaAssignment)
+	e.call(e.alterReq(3, "t", 0, 1, 4, 2))
+	p = e.wantPartition(t, "t", 0, p, "replicas=[1 4 5 2 3] isr=[1 4 2] leader=1 adding=[4 5] removing=[2 3]", 0, 1)
+	wantCode(t, "cancel", e.reassign("t", 0).ErrorCode, nil)
+	e.wantPartition(t, "t", 0, p, "replicas=[1 2 3] isr=[1 2] leader=1", 1, 1)
+}
