@@ -14,6 +14,7 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -198,6 +199,7 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 		ClusterID: n.cfg.ClusterID,
 	}, (*raftLog)(n))
 	c.reg.incarnation = n.newUUID()
+	c.reg.leaseFromNs = math.MinInt64
 	if err := n.bootDirectory(fs); err != nil {
 		return nil, err
 	}

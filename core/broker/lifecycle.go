@@ -25,7 +25,8 @@ type registration struct {
 	stopping, stopped bool
 	stopDeadlineNs    int64
 	// leaseFromNs is when the last heartbeat the controller answered
-	// "unfenced" was sent (see leaseValid).
+	// "unfenced" was sent (see leaseValid); math.MinInt64 until one is:
+	// a new process holds no lease, whatever its clock reads.
 	leaseFromNs int64
 }
 
