@@ -219,3 +219,50 @@ func FuzzReplicaMessages(f *testing.F) {
 		rvDrive(n, fs, now)
 	})
 }
+
+// A leadership that wrote nothing leaves no epoch behind in the follower
+// the node becomes: its fetches report the epoch of its last batch (none
+// here), so the new leader's batches of older epochs are taken.
+func TestFollowerForgetsEmptyLeadership(t *testing.T) {
+	n, fs, now := replNode(t)
+	rvDrive(n, fs, now)
+	p := n.topics.byName["r"].partitions[0]
+	if p.lead == nil || p.log.LatestEpoch() != 1 {
+		t.Fatalf("node 2 should lead r-0 in epoch 1 (latest epoch %d)", p.log.LatestEpoch())
+	}
+	rec := metadata.PartitionRecord{TopicID: replTopicID, Partition: 0, Replicas: []port.NodeID{2, 1},
+		ISR: []port.NodeID{1}, ELR: []port.NodeID{2}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 1}
+	msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: 3, LogTerm: 1, Commit: 4,
+		Entries: []raft.Entry{{Index: 4, Term: 1, Data: rvBatch(metadata.Record{Partition: &rec})}}}
+	n.Step(now, port.PeerMessage{From: 1, Data: raft.AppendMessage([]byte{peerRaft}, msg)})
+	var fetched bool
+	for _, f := range sentFetches(t, rvDrive(n, fs, now)) {
+		for _, rp := range f.Topics[0].Partitions {
+			if rp.Partition == 0 {
+				fetched = true
+				if rp.FetchOffset != 0 || rp.LastFetchedEpoch != -1 {
+					t.Fatalf("r-0 fetched at %d, last epoch %d; want 0 and -1", rp.FetchOffset, rp.LastFetchedEpoch)
+				}
+			}
+		}
+	}
+	if !fetched {
+		t.Fatal("node 2 does not fetch r-0 from its new leader")
+	}
+	id := p.follow.inflight
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(replicaFetchVersion)
+	rt := kmsg.NewFetchResponseTopic()
+	rt.TopicID = replTopicID
+	rp := kmsg.NewFetchResponseTopicPartition()
+	batch := leaderBatch(0, "a")
+	record.SetPartitionLeaderEpoch(batch, 0)
+	rp.Partition, rp.HighWatermark, rp.LastStableOffset, rp.RecordBatches = 0, 1, 1, batch
+	rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = append(resp.Topics, rt)
+	n.Step(now, port.PeerMessage{From: 1, Data: resp.AppendTo(binary.BigEndian.AppendUint64([]byte{peerFetchResp}, id))})
+	rvDrive(n, fs, now)
+	if p.log.EndOffset() != 1 {
+		t.Fatalf("a batch of epoch 0 refused: log end %d", p.log.EndOffset())
+	}
+}
