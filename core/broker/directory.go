@@ -57,11 +57,14 @@ func (n *Node) bootDirectory(fs port.BootFS) error {
 	}
 	// A new (or wiped) directory. A file without a readable id cannot
 	// have been registered: it is written through a rename, whole.
+	// A temporary file a crash left behind is removed first, so that no
+	// tail of it outlives the write.
 	n.cluster.directory = n.newUUID()
-	data := fmt.Sprintf("#\nnode.id=%d\ndirectory.id=%s\nversion=1\n", n.cfg.NodeID,
-		base64.RawURLEncoding.EncodeToString(n.cluster.directory[:]))
-	n.log.Info("new log directory", "directory_id", base64.RawURLEncoding.EncodeToString(n.cluster.directory[:]))
+	id := base64.RawURLEncoding.EncodeToString(n.cluster.directory[:])
+	n.log.Info("new log directory", "directory_id", id)
+	data := fmt.Sprintf("#\nnode.id=%d\ndirectory.id=%s\nversion=1\n", n.cfg.NodeID, id)
 	n.queueCluster([]port.DiskOp{
+		{Kind: port.OpRemove, Lane: metalog.Lane, Path: metaPropertiesTmp},
 		{Kind: port.OpWrite, Lane: metalog.Lane, Path: metaPropertiesTmp, Data: []byte(data)},
 		{Kind: port.OpSync, Lane: metalog.Lane, Path: metaPropertiesTmp},
 		{Kind: port.OpRename, Lane: metalog.Lane, Path: metaPropertiesTmp, To: metaPropertiesFile},

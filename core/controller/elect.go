@@ -167,7 +167,7 @@ func (c *Controller) electLeader(topic string, partition int32, p metadata.Parti
 	for _, r := range p.Replicas {
 		if slices.Contains(p.ELR, r) && canLead(r) {
 			next.Leader, next.ISR = r, []port.NodeID{r}
-			next.ELR = slices.DeleteFunc(slices.Clone(p.ELR), func(e port.NodeID) bool { return e == r })
+			next.ELR = without(p.ELR, r)
 			return next
 		}
 	}
