@@ -41,8 +41,14 @@ type registration struct {
 // serves reads that miss records a new leader acknowledged (claim 2), as
 // Kafka's brokers can. The margin covers monotonic clocks running at
 // slightly different rates.
+//
+// A controlled shutdown moves leaderships without waiting for a session to
+// expire, from the moment the controller hears of it: a stopping broker,
+// which may not hear of the move (cut off, or the controller it asked
+// lost its quorum), leads nothing from the moment it starts stopping,
+// unlike Kafka's, which serve until they see the move.
 func (n *Node) leaseValid() bool {
-	if !n.isBroker() {
+	if !n.isBroker() || n.cluster.reg.stopping {
 		return false
 	}
 	sessionNs := int64(n.cfg.BrokerSessionTimeoutMs) * 1e6
