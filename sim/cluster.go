@@ -3,8 +3,8 @@ package sim
 // A cluster run simulates 3 or 5 nodes with a Raft metadata quorum under
 // crashes (with and without the page cache), process pauses, nodes cut off
 // from each other (the active controller often), wall clock skew and
-// jumps, disk faults, and lost disks of broker-only nodes. Clients create, delete and grow topics through
-// random nodes. Checked: one active controller per term, committed
+// jumps, disk faults, and lost disks of broker-only nodes. Clients create,
+// delete and grow topics through random nodes. Checked: one active controller per term, committed
 // metadata never rewritten, one leader per partition per leader epoch
 // (online, as nodes apply the log); after the heal, a metadata operation
 // succeeds, every node's image converges, and every acknowledged metadata
@@ -346,16 +346,12 @@ func (c *clusterRun) loseDisk() {
 // image of the first running node, the first candidate on a tie.
 func (c *clusterRun) mostLeading(candidates []int) int {
 	leads := make([]int, len(c.nodes))
-	for _, n := range c.nodes {
-		b := n.Broker()
-		if b == nil {
-			continue
-		}
-		_, snap := b.MetadataImage()
-		img, err := metadata.FromSnapshot(snap)
-		if err != nil {
-			break // the metadata checkers report it
-		}
+	i := slices.IndexFunc(c.nodes, func(n *proc.Node) bool { return n.Broker() != nil })
+	if i < 0 {
+		return candidates[0]
+	}
+	_, snap := c.nodes[i].Broker().MetadataImage()
+	if img, err := metadata.FromSnapshot(snap); err == nil { // else the metadata checkers report it
 		for _, t := range img.Topics() {
 			for _, p := range t.Partitions {
 				if p.Leader != metadata.NoLeader {
@@ -363,7 +359,6 @@ func (c *clusterRun) mostLeading(candidates []int) int {
 				}
 			}
 		}
-		break
 	}
 	best := candidates[0]
 	for _, i := range candidates {

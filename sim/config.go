@@ -203,9 +203,10 @@ func draw(seed uint64, short, cluster bool) *Config {
 }
 
 // drawDiskLoss switches whole-disk loss on, from its own stream, for three
-// in four of the cluster seeds that can survive it: those with broker-only nodes (a
-// voter's disk holds the quorum's log and votes, which no quorum survives
-// losing unnoticed) whose topics all have min.insync.replicas M >= 2.
+// in four of the cluster seeds that can survive it: those with broker-only
+// nodes (a voter's disk holds the quorum's log and votes, which no quorum
+// survives losing unnoticed) whose topics all have min.insync.replicas
+// M >= 2.
 // Claim 1 covers the loss of up to M-1 disks, so a run loses at most M-1;
 // the broker default min.insync.replicas becomes M, so __consumer_offsets,
 // created with it, is covered too.
