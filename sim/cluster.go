@@ -3,8 +3,8 @@ package sim
 // A cluster run simulates 3 or 5 nodes with a Raft metadata quorum under
 // crashes (with and without the page cache), process pauses, nodes cut off
 // from each other (the active controller often), wall clock skew and
-// jumps, and disk faults. Clients create, delete and grow topics through
-// random nodes. Checked: one active controller per term, committed
+// jumps, disk faults, and lost disks of broker-only nodes. Clients create,
+// delete and grow topics through random nodes. Checked: one active controller per term, committed
 // metadata never rewritten, one leader per partition per leader epoch
 // (online, as nodes apply the log); after the heal, a metadata operation
 // succeeds, every node's image converges, and every acknowledged metadata
@@ -77,6 +77,8 @@ type clusterRun struct {
 	reassigned  bool
 	bootPending []bool
 	restarting  []bool
+	// disksLost counts the whole disks lost so far.
+	disksLost int
 
 	// controller is the node last seen becoming the active controller,
 	// lostAt when it crashed or was cut off (-1: it was not).
@@ -309,6 +311,64 @@ func (c *clusterRun) storageError(i int) {
 	})
 }
 
+// loseDisk replaces the disk of a running broker-only node with a new,
+// empty one, within the seed's budget: a machine crash, the new disk, and
+// the usual restart. Half the time it aims at the broker-only node that
+// leads the most partitions, whose loss moves the most leaderships to
+// eligible replicas (and, were a lost disk not noticed, would give them to
+// an empty log); else at any.
+func (c *clusterRun) loseDisk() {
+	if c.disksLost >= c.cfg.DiskLosses {
+		return
+	}
+	var candidates []int
+	for i := c.cfg.Voters; i < len(c.nodes); i++ {
+		if c.nodes[i].Running() {
+			candidates = append(candidates, i)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	i := candidates[c.nem.Pick(len(candidates))]
+	if c.nem.Coin() {
+		i = c.mostLeading(candidates)
+	}
+	c.disksLost++
+	c.crash(i, proc.MachineCrash)
+	c.nodes[i].Disk.Replace()
+	c.log.DiskLost(i + 1)
+	c.tr.Addf("sim", "node %d lost its disk (%d of at most %d)", i+1, c.disksLost, c.cfg.DiskLosses)
+	c.restartIn(i, c.nem.Range(c.cfg.RestartAfter[0], c.cfg.RestartAfter[1]))
+}
+
+// mostLeading returns the candidate that leads the most partitions in the
+// image of the first running node, the first candidate on a tie.
+func (c *clusterRun) mostLeading(candidates []int) int {
+	leads := make([]int, len(c.nodes))
+	i := slices.IndexFunc(c.nodes, func(n *proc.Node) bool { return n.Broker() != nil })
+	if i < 0 {
+		return candidates[0]
+	}
+	_, snap := c.nodes[i].Broker().MetadataImage()
+	if img, err := metadata.FromSnapshot(snap); err == nil { // else the metadata checkers report it
+		for _, t := range img.Topics() {
+			for _, p := range t.Partitions {
+				if p.Leader != metadata.NoLeader {
+					leads[p.Leader-1]++
+				}
+			}
+		}
+	}
+	best := candidates[0]
+	for _, i := range candidates {
+		if leads[i] > leads[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // victim picks a node to hurt: the active controller half the time.
 func (c *clusterRun) victim() int {
 	if c.controller >= 0 && c.nem.Coin() {
@@ -380,6 +440,7 @@ func (c *clusterRun) chaos(r *run) {
 		}
 		c.nodes[c.nem.Pick(len(c.nodes))].JumpClock(ms)
 	})
+	r.every(cfg.DiskLossEvery, c.loseDisk)
 	c.loop.After(cfg.Chaos, func() { c.heal(r) })
 }
 

@@ -52,6 +52,11 @@ type Config struct {
 	// DiskGrace is how long disk errors stay off after an operator restart
 	// ("the fault is cleared"), so the node can make progress.
 	DiskGrace sched.Time
+	// DiskLossEvery is how often a broker-only node loses its whole disk,
+	// at most DiskLosses times in the run (cluster runs; see
+	// drawDiskLoss).
+	DiskLossEvery [2]sched.Time
+	DiskLosses    int
 
 	// Nodes is the cluster size; with more than one, the run is a cluster
 	// run (see cluster.go). The first Voters nodes form the Raft quorum,
@@ -192,8 +197,29 @@ func draw(seed uint64, short, cluster bool) *Config {
 		c.drawCluster()
 		c.drawReplication()
 		c.drawReassign()
+		c.drawDiskLoss()
 	}
 	return c
+}
+
+// drawDiskLoss switches whole-disk loss on, from its own stream, for three
+// in four of the cluster seeds that can survive it: those with broker-only
+// nodes (a voter's disk holds the quorum's log and votes, which no quorum
+// survives losing unnoticed) whose topics all have min.insync.replicas
+// M >= 2.
+// Claim 1 covers the loss of up to M-1 disks, so a run loses at most M-1;
+// the broker default min.insync.replicas becomes M, so __consumer_offsets,
+// created with it, is covered too.
+func (c *Config) drawDiskLoss() {
+	r := rng.New(c.Seed, "config/disk-loss")
+	_, m := c.Workload.EffectiveReplication()
+	if c.Voters == c.Nodes || m < 2 || !r.Chance(rng.Ratio{Num: 3, Den: 4}) {
+		return
+	}
+	c.DiskLosses = int(m) - 1
+	c.Broker["min.insync.replicas"] = strconv.Itoa(int(m))
+	lo := sched.Time(r.Range(2, 10)) * sched.Second
+	c.DiskLossEvery = [2]sched.Time{lo, lo * r.Range(2, 3)}
 }
 
 // drawReplication draws, from its own stream, the replication factor of
@@ -396,6 +422,9 @@ func (c *Config) String() string {
 		rf, minISR := w.EffectiveReplication()
 		p("replication: drawn factor %d, min.insync.replicas %d; capped at %d (MaxReplicationFactor): topics get factor %d, min.insync.replicas %d",
 			w.ReplicationFactor, w.MinInsyncReplicas, w.MaxReplicationFactor, rf, minISR)
+		if c.DiskLosses > 0 {
+			p("disk loss: %s, at most %d disks (broker-only nodes)", iv(c.DiskLossEvery), c.DiskLosses)
+		}
 		if w.ReassignEvery[0] == 0 {
 			p("operator: partition reassignment off")
 		} else {

@@ -106,9 +106,16 @@
 //     1's fault model for a single node (replication will bring it in).
 //     Never in a batch's base offset, length, leader epoch or magic, which
 //     the CRC does not cover and no reader could detect.
-//   - Not modelled: fsync that lies, misdirected writes, whole-disk loss
-//     (claim 1 tolerates losing M-1 disks of M replicas: with one node,
-//     none).
+//   - Whole-disk loss (cluster runs): claim 1 tolerates losing M-1 disks
+//     when every topic has min.insync.replicas M, so in three in four of
+//     the seeds whose topics all have M >= 2 (the broker default too, for
+//     __consumer_offsets) and that have broker-only nodes, up to M-1 times
+//     a broker-only node's machine crashes and it restarts on a new, empty
+//     disk, half the time the one leading most partitions
+//     (Config.DiskLossEvery; the configuration prints "disk loss: ...").
+//     Never a voter's: its log and votes are the quorum's safety. With one
+//     node, never.
+//   - Not modelled: fsync that lies, misdirected writes.
 //
 // Process (package proc):
 //   - kill -9 at any event: the page cache survives. Machine crash: it does

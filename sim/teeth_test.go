@@ -46,6 +46,8 @@ var clusterBugs = map[bugs.Bug]bool{
 	bugs.NoTruncation:            true,
 	bugs.FollowerReportsUnsynced: true,
 	bugs.ElectOutsideISR:         true,
+	bugs.DiskLossNotDetected:     true,
+	bugs.HWIgnoresMinISR:         true,
 }
 
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that

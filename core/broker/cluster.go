@@ -14,6 +14,7 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -74,8 +75,11 @@ type cluster struct {
 	// recovered, so orphan directories wait (see reconcile).
 	bootLast uint64
 	caughtUp bool
-	// bootSynced: the sync of what recovery read has completed.
+	// bootSynced: the sync of what recovery read, and of the log
+	// directory's id, has completed.
 	bootSynced bool
+	// directory is the log directory's id (see directory.go).
+	directory [16]byte
 
 	// Controller requests this node sent and awaits, by request id.
 	calls    map[uint64]*controllerCall
@@ -183,11 +187,22 @@ func (n *Node) bootCluster(fs port.BootFS) (*metadata.Image, error) {
 			t, err := n.cfg.TopicConfig(o)
 			return err == nil && t.UncleanLeaderElection
 		},
+		MinInsyncReplicas: func(o map[string]string) int32 {
+			t, err := n.cfg.TopicConfig(o)
+			if err != nil {
+				return n.cfg.TopicDefaults.MinInsyncReplicas
+			}
+			return t.MinInsyncReplicas
+		},
 		Logger:    n.log,
 		Rand:      n.rnd.Uint64,
 		ClusterID: n.cfg.ClusterID,
 	}, (*raftLog)(n))
-	c.reg.incarnation = n.newIncarnation()
+	c.reg.incarnation = n.newUUID()
+	c.reg.leaseFromNs = math.MinInt64
+	if err := n.bootDirectory(fs); err != nil {
+		return nil, err
+	}
 	n.queueCluster(store.BootOps())
 	c.bootSynced = c.idle()
 	return provisional, nil

@@ -18,7 +18,11 @@
 //     below the high watermark: stable on every ISR member. A fetch
 //     returns only data below the high watermark.
 //   - A follower reports to its leader only offsets it has durably; a
-//     leader serves only while its lease from the controller holds.
+//     leader serves only while its lease from the controller holds, and
+//     advances its high watermark only while its ISR has
+//     min.insync.replicas members (at most the replica count).
+//   - The log directory's meta.properties names it (directory.id) from its
+//     first boot on, and the broker registers with that id.
 //   - A topic exists for clients only once its metadata is durable, so a
 //     record can never be acknowledged into a topic a crash would forget.
 //   - Responses on a connection leave in request order, as Kafka clients

@@ -15,6 +15,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,7 +40,18 @@ type followState struct {
 }
 
 // becomeFollower starts following the image's leader of p.
+//
+// A leadership of this node that wrote nothing left its epoch in the
+// epoch cache at the log end, with no batch (see becomeLeader); as a
+// follower the log drops it, so that the last fetched epoch it reports is
+// its last batch's. Else a node whose disk was lost, which replays the
+// metadata log from its start and so passes through leaderships it held
+// before, would claim with its empty log an epoch the leader's first
+// batches are older than, and refuse them for ever.
 func (n *Node) becomeFollower(p *partition) {
+	if _, ops := p.log.TruncateTo(p.log.EndOffset()); len(ops) > 0 {
+		panic(fmt.Sprintf("broker: %s-%d: truncating to the log end removed data", p.topic.name, p.index))
+	}
 	p.follow = &followState{leader: p.state.Leader, epoch: p.state.LeaderEpoch}
 	p.hw = min(p.hw, p.log.EndOffset())
 	n.fetchDue = true

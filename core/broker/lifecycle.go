@@ -2,7 +2,8 @@ package broker
 
 // The broker's lifecycle with the controller, as in KRaft: it registers
 // (a new incarnation id per process, so the controller can tell a restart
-// from a retry), heartbeats every broker.heartbeat.interval.ms, asks to be
+// from a retry, and the id of its log directory, so it can tell a restart
+// from a lost disk; see directory.go), heartbeats every broker.heartbeat.interval.ms, asks to be
 // unfenced once it has replayed the metadata log up to its registration,
 // and on a graceful stop asks for a controlled shutdown: the controller
 // moves its leaderships away before the process exits.
@@ -24,7 +25,8 @@ type registration struct {
 	stopping, stopped bool
 	stopDeadlineNs    int64
 	// leaseFromNs is when the last heartbeat the controller answered
-	// "unfenced" was sent (see leaseValid).
+	// "unfenced" was sent (see leaseValid); math.MinInt64 until one is:
+	// a new process holds no lease, whatever its clock reads.
 	leaseFromNs int64
 }
 
@@ -39,19 +41,29 @@ type registration struct {
 // serves reads that miss records a new leader acknowledged (claim 2), as
 // Kafka's brokers can. The margin covers monotonic clocks running at
 // slightly different rates.
+//
+// A controlled shutdown moves leaderships without waiting for a session to
+// expire, from the moment the controller hears of it: a stopping broker,
+// which may not hear of the move (cut off, or the controller it asked
+// lost its quorum), leads nothing from the moment it starts stopping,
+// unlike Kafka's, which serve until they see the move.
 func (n *Node) leaseValid() bool {
-	if !n.isBroker() {
+	if !n.isBroker() || n.cluster.reg.stopping {
 		return false
 	}
 	sessionNs := int64(n.cfg.BrokerSessionTimeoutMs) * 1e6
 	return n.now.MonoNs < n.cluster.reg.leaseFromNs+sessionNs-sessionNs/8
 }
 
+// brokerRegistrationVersion is the first to carry log directories (v2).
+const brokerRegistrationVersion = 2
+
 // controlledShutdownTimeoutNs bounds how long a stop waits for the
 // controller to move leadership away before giving up.
 const controlledShutdownTimeoutNs = 30e9
 
-func (n *Node) newIncarnation() [16]byte {
+// newUUID draws a UUID's 16 bytes from the node's seeded source.
+func (n *Node) newUUID() [16]byte {
 	var id [16]byte
 	a, b := n.rnd.Uint64(), n.rnd.Uint64()
 	for i := range 8 {
@@ -129,8 +141,13 @@ func (n *Node) register() {
 	if cid == "" {
 		return // the first controller has not named the cluster yet
 	}
+	if !n.cluster.bootSynced {
+		return // the directory id is not durable yet
+	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.Version = brokerRegistrationVersion
 	req.BrokerID, req.ClusterID, req.IncarnationID = n.cfg.NodeID, cid, r.incarnation
+	req.LogDirs = [][16]byte{n.cluster.directory}
 	if n.cfg.Rack != "" {
 		req.Rack = &n.cfg.Rack
 	}

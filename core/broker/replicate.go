@@ -16,9 +16,18 @@ package broker
 //
 // The ISR the high watermark is computed over is the maximal one (KIP-497):
 // the committed ISR plus members an AlterPartition in flight adds. The
-// controller elects only from the committed ISR, and a member it drops
-// (fencing) was counted until then, so every replica that can be elected
-// holds every record below the high watermark.
+// controller elects from the committed ISR, and a member it drops
+// (fencing) was counted until then.
+//
+// The high watermark moves only while the committed ISR has at least
+// min.insync.replicas members (at most the replica count; KIP-966), so
+// every committed record is on that many disks, and a member that leaves
+// an ISR smaller than that holds every record committed when it left,
+// and after: none is. The controller keeps those members as eligible
+// leaders (the ELR) and elects one when no ISR member can lead, so every
+// replica that can be elected holds every record below the high
+// watermark, and losing fewer than min.insync.replicas whole disks loses
+// none of them.
 
 import (
 	"encoding/binary"
@@ -126,8 +135,12 @@ func (p *partition) maximalISR() []port.NodeID {
 }
 
 // advanceHW moves a leader's high watermark to the least durable end over
-// the maximal ISR. It never moves back.
+// the maximal ISR, while the committed ISR is large enough (see above). It
+// never moves back.
 func (n *Node) advanceHW(p *partition) {
+	if len(p.state.ISR) < p.state.MinISR(p.topic.cfg.MinInsyncReplicas) && !bugs.On(bugs.HWIgnoresMinISR) {
+		return
+	}
 	hw := p.log.StableOffset()
 	var buf [8]int64 // no allocation for ISRs of up to 9 replicas
 	offsets := buf[:0]

@@ -21,10 +21,10 @@ import (
 var replTopicID = [16]byte{7, 7, 7}
 
 // replNode boots node 2 of a three-voter cluster whose committed metadata
-// has topic r: r-0 led by node 2, r-1 led by node 1, both replicated on
-// nodes 1 and 2 with a full ISR. The node holds a lease, as if its last
-// heartbeat had just been answered.
-func replNode(t testing.TB) (*Node, *rvFS, port.Time) {
+// has topic r, with the config records configs: r-0 led by node 2, r-1 led
+// by node 1, both replicated on nodes 1 and 2 with a full ISR. The node
+// holds a lease, as if its last heartbeat had just been answered.
+func replNode(t testing.TB, configs ...metadata.Record) (*Node, *rvFS, port.Time) {
 	fs := newRVFS()
 	part := func(i int32, leader port.NodeID) metadata.Record {
 		return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: replTopicID, Partition: i,
@@ -38,8 +38,8 @@ func replNode(t testing.TB) (*Node, *rvFS, port.Time) {
 		{Index: 1, Term: 1},
 		{Index: 2, Term: 1, Data: rvBatch(metadata.Record{Cluster: &metadata.ClusterRecord{ClusterID: "c1"}},
 			register(1, "n1"), register(2, "n2"))},
-		{Index: 3, Term: 1, Data: rvBatch(metadata.Record{Topic: &metadata.TopicRecord{Name: "r", ID: replTopicID}},
-			part(0, 2), part(1, 1))},
+		{Index: 3, Term: 1, Data: rvBatch(append([]metadata.Record{{Topic: &metadata.TopicRecord{Name: "r", ID: replTopicID}},
+			part(0, 2), part(1, 1)}, configs...)...)},
 	}
 	rvStoreLog(t, fs, 1, ents)
 	n, now := rvBoot(t, fs)
@@ -67,8 +67,14 @@ func sentFetches(t testing.TB, effs []port.Effect) []*kmsg.FetchRequest {
 	return out
 }
 
-// replicaFetchTo encodes node from's fetch of r-0 at offset.
+// replicaFetchTo encodes node 1's fetch of r-0 at offset.
 func replicaFetchTo(id uint64, offset int64, lastEpoch int32) []byte {
+	return replicaFetchOf(id, 0, 1, offset, lastEpoch)
+}
+
+// replicaFetchOf encodes node 1's fetch of r-partition in leader epoch
+// leaderEpoch at offset.
+func replicaFetchOf(id uint64, partition, leaderEpoch int32, offset int64, lastEpoch int32) []byte {
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(replicaFetchVersion)
 	req.ReplicaState.ID, req.ReplicaState.Epoch = 1, 1
@@ -76,7 +82,7 @@ func replicaFetchTo(id uint64, offset int64, lastEpoch int32) []byte {
 	rt := kmsg.NewFetchRequestTopic()
 	rt.TopicID = replTopicID
 	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset, rp.LastFetchedEpoch, rp.PartitionMaxBytes = 0, 1, offset, lastEpoch, 1<<20
+	rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset, rp.LastFetchedEpoch, rp.PartitionMaxBytes = partition, leaderEpoch, offset, lastEpoch, 1<<20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	return req.AppendTo(binary.BigEndian.AppendUint64([]byte{peerFetchReq}, id))
@@ -212,4 +218,51 @@ func FuzzReplicaMessages(f *testing.F) {
 		n.Step(now, port.PeerMessage{From: 1, Data: append([]byte{kind}, body...)})
 		rvDrive(n, fs, now)
 	})
+}
+
+// A leadership that wrote nothing leaves no epoch behind in the follower
+// the node becomes: its fetches report the epoch of its last batch (none
+// here), so the new leader's batches of older epochs are taken.
+func TestFollowerForgetsEmptyLeadership(t *testing.T) {
+	n, fs, now := replNode(t)
+	rvDrive(n, fs, now)
+	p := n.topics.byName["r"].partitions[0]
+	if p.lead == nil || p.log.LatestEpoch() != 1 {
+		t.Fatalf("node 2 should lead r-0 in epoch 1 (latest epoch %d)", p.log.LatestEpoch())
+	}
+	rec := metadata.PartitionRecord{TopicID: replTopicID, Partition: 0, Replicas: []port.NodeID{2, 1},
+		ISR: []port.NodeID{1}, ELR: []port.NodeID{2}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 1}
+	msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: 3, LogTerm: 1, Commit: 4,
+		Entries: []raft.Entry{{Index: 4, Term: 1, Data: rvBatch(metadata.Record{Partition: &rec})}}}
+	n.Step(now, port.PeerMessage{From: 1, Data: raft.AppendMessage([]byte{peerRaft}, msg)})
+	var fetched bool
+	for _, f := range sentFetches(t, rvDrive(n, fs, now)) {
+		for _, rp := range f.Topics[0].Partitions {
+			if rp.Partition == 0 {
+				fetched = true
+				if rp.FetchOffset != 0 || rp.LastFetchedEpoch != -1 {
+					t.Fatalf("r-0 fetched at %d, last epoch %d; want 0 and -1", rp.FetchOffset, rp.LastFetchedEpoch)
+				}
+			}
+		}
+	}
+	if !fetched {
+		t.Fatal("node 2 does not fetch r-0 from its new leader")
+	}
+	id := p.follow.inflight
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(replicaFetchVersion)
+	rt := kmsg.NewFetchResponseTopic()
+	rt.TopicID = replTopicID
+	rp := kmsg.NewFetchResponseTopicPartition()
+	batch := leaderBatch(0, "a")
+	record.SetPartitionLeaderEpoch(batch, 0)
+	rp.Partition, rp.HighWatermark, rp.LastStableOffset, rp.RecordBatches = 0, 1, 1, batch
+	rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = append(resp.Topics, rt)
+	n.Step(now, port.PeerMessage{From: 1, Data: resp.AppendTo(binary.BigEndian.AppendUint64([]byte{peerFetchResp}, id))})
+	rvDrive(n, fs, now)
+	if p.log.EndOffset() != 1 {
+		t.Fatalf("a batch of epoch 0 refused: log end %d", p.log.EndOffset())
+	}
 }

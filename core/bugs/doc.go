@@ -114,6 +114,14 @@ const (
 	// handed to their new member before the old one released them
 	// (claim 5).
 	HandoutBeforeRelease
+	// DiskLossNotDetected makes the controller ignore a broker registering
+	// with a new log directory id: a broker whose disk was wiped stays an
+	// eligible leader and, elected, leads with an empty log (claim 1).
+	DiskLossNotDetected
+	// HWIgnoresMinISR lets a leader advance its high watermark while its
+	// ISR is smaller than min.insync.replicas: a replica that left the ISR
+	// then lacks committed records, yet is elected from the ELR (claim 1).
+	HWIgnoresMinISR
 
 	numBugs
 )
@@ -143,6 +151,8 @@ var names = [...]string{
 	NoGroupReload:             "NoGroupReload",
 	AssignmentOverlap:         "AssignmentOverlap",
 	HandoutBeforeRelease:      "HandoutBeforeRelease",
+	DiskLossNotDetected:       "DiskLossNotDetected",
+	HWIgnoresMinISR:           "HWIgnoresMinISR",
 }
 
 func (b Bug) String() string {

@@ -27,6 +27,11 @@ type Config struct {
 	// overrides has unclean.leader.election.enable, set on the topic or
 	// by the broker default; nil means no topic has.
 	UncleanLeaderElection func(overrides map[string]string) bool
+	// MinInsyncReplicas returns min.insync.replicas for a topic with these
+	// config overrides, set on the topic or by the broker default; nil
+	// means 1. It decides when replicas leaving an ISR become eligible
+	// leaders (see eligibleLeaders).
+	MinInsyncReplicas func(overrides map[string]string) int32
 	// Rand returns random bits (topic and cluster ids) from the node's
 	// seeded source.
 	Rand func() uint64
@@ -142,7 +147,7 @@ func (c *Controller) Tick(nowMs int64) {
 			continue
 		}
 		recs := append([]metadata.Record{{FenceBroker: &metadata.BrokerEpochRecord{ID: b.ID, Epoch: b.Epoch}}},
-			c.leaveBroker(b.ID)...)
+			c.leaveBroker(b.ID, false)...)
 		if !c.propose(recs, func(bool) {}) {
 			return
 		}

@@ -248,7 +248,7 @@ func TestReregistrationLeavesPartitions(t *testing.T) {
 	epochs := e.addBrokers(1, 2, 3)
 	e.seed(topicRecs("t", 1,
 		ps(ids(1, 2, 3), ids(1, 2, 3), 1), // leader moves to 2, ISR shrinks
-		ps(ids(1, 2), ids(1), 1),          // last ISR member: stays, no leader
+		ps(ids(1, 2), ids(1), 1),          // last ISR member: to the ELR, no leader
 		ps(ids(2, 1), ids(2, 1), 2),       // ISR shrinks, leader stays
 		ps(ids(3, 2), ids(3, 2), 3),       // untouched
 	)...)
@@ -262,11 +262,11 @@ func TestReregistrationLeavesPartitions(t *testing.T) {
 		t.Fatalf("re-registered broker %+v", b)
 	}
 	tp, _ := before.Topic("t")
-	want := []partSpec{ps(ids(1, 2, 3), ids(2, 3), 2), ps(ids(1, 2), ids(1), -1), ps(ids(2, 1), ids(2), 2), ps(ids(3, 2), ids(3, 2), 3)}
+	want := []partSpec{ps(ids(1, 2, 3), ids(2, 3), 2), ps(ids(1, 2), nil, -1).eligible(1), ps(ids(2, 1), ids(2), 2), ps(ids(3, 2), ids(3, 2), 3)}
 	for i, w := range want {
 		got, old := e.partition("t", int32(i)), tp.Partitions[i]
-		if got.Leader != w.leader || !equal(got.ISR, w.isr) {
-			t.Fatalf("partition %d: %+v, want leader %d ISR %v", i, got, w.leader, w.isr)
+		if got.Leader != w.leader || !equal(got.ISR, w.isr) || !equal(got.ELR, w.elr) {
+			t.Fatalf("partition %d: %+v, want leader %d ISR %v ELR %v", i, got, w.leader, w.isr, w.elr)
 		}
 		changed := i != 3
 		if changed != (got.PartitionEpoch == old.PartitionEpoch+1) || !changed && got.PartitionEpoch != old.PartitionEpoch {
@@ -280,7 +280,7 @@ func TestReregistrationLeavesPartitions(t *testing.T) {
 	hb := e.heartbeat(1, epochs[1])
 	wantCode(t, "old incarnation heartbeat", hb.ErrorCode, kerr.StaleBrokerEpoch)
 
-	// Once back, it leads the leaderless partition whose ISR it is.
+	// Once back, it leads the leaderless partition whose ELR it is.
 	hb = e.heartbeat(1, r.BrokerEpoch)
 	if hb.ErrorCode != 0 || hb.IsFenced {
 		t.Fatalf("unfence after restart: %+v", hb)
@@ -288,7 +288,7 @@ func TestReregistrationLeavesPartitions(t *testing.T) {
 	if p := e.partition("t", 1); p.Leader != 1 {
 		t.Fatalf("leaderless partition not given back: %+v", p)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -410,9 +410,9 @@ func TestControlledShutdown(t *testing.T) {
 		t.Fatalf("broker not shutting down: %+v", b)
 	}
 	bt, _ := before.Topic("t")
-	for i, w := range []partSpec{ps(nil, ids(2), 2), ps(nil, ids(1), -1), ps(nil, ids(2), 2)} {
+	for i, w := range []partSpec{ps(nil, ids(2), 2), ps(nil, nil, -1).eligible(1), ps(nil, ids(2), 2)} {
 		p := e.partition("t", int32(i))
-		if p.Leader != w.leader || !equal(p.ISR, w.isr) {
+		if p.Leader != w.leader || !equal(p.ISR, w.isr) || !equal(p.ELR, w.elr) {
 			t.Fatalf("partition %d after shutdown: %+v", i, p)
 		}
 		if o := bt.Partitions[i]; (p.Leader != o.Leader) != (p.LeaderEpoch == o.LeaderEpoch+1) {
@@ -435,7 +435,7 @@ func TestControlledShutdown(t *testing.T) {
 	a = e.send(req)
 	e.failover()
 	wantCode(t, "failed shutdown", a.resp.(*kmsg.BrokerHeartbeatResponse).ErrorCode, kerr.NotController)
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -1009,7 +1009,7 @@ func TestElectLeaders(t *testing.T) {
 	if got := electCodes(a.resp); got["x"][0] != kerr.NotController.Code {
 		t.Fatalf("failed v0 election: %v", got)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }

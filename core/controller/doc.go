@@ -22,15 +22,24 @@
 //
 // Broker liveness is in memory, as in KRaft: a broker that has not sent a
 // heartbeat within broker.session.timeout.ms is fenced (it loses its
-// leaderships and leaves every ISR it is not the last member of). A new
+// leaderships and leaves every ISR, even as the last member). A new
 // controller gives every broker a fresh session rather than fencing on
 // stale information.
 //
 // The ISR is Kafka's: a new partition's is every usable replica, its
 // leader shrinks and expands it with AlterPartition, and leaders are
-// elected from it alone. Only an explicit unclean ElectLeaders, or a topic
-// with unclean.leader.election.enable whose ISR has no member able to
-// lead, gives the leadership to a replica outside it, and that is logged.
+// elected from it. Beside it each partition keeps its eligible leader
+// replicas (the ELR, KIP-966; see eligibleLeaders): the members that left
+// an ISR smaller than min.insync.replicas, while leaders hold their high
+// watermark, so they have every committed record and are elected when no
+// ISR member can lead. Only an explicit unclean ElectLeaders, or a topic
+// with unclean.leader.election.enable whose ISR and ELR have no member
+// able to lead, gives the leadership to another replica, and that is
+// logged.
+//
+// A broker names its log directory when it registers; one that comes back
+// with another directory lost its disk, and leaves every ISR and ELR in
+// the batch that registers it (see register).
 //
 // Reassignments are Kafka's (KIP-455, see reassign.go): the new replicas
 // join the partition as replicas being added, enter the ISR like any

@@ -147,16 +147,27 @@ func (c *Controller) rebalance() []metadata.Record {
 }
 
 // electLeader returns p led by the first replica, in preference order,
-// that is in the ISR and can lead, other than except; by no one when there
-// is none, unless an unclean election is asked for (ElectLeaders type 1)
-// or the topic allows one (unclean.leader.election.enable). Then the first
-// replica that can lead takes over and the ISR restarts from it alone.
+// that is in the ISR and can lead, other than except. With none, the first
+// eligible leader replica (ELR) that can lead takes over: it holds every
+// committed record (see eligibleLeaders), the ISR restarts from it alone
+// and it leaves the ELR. With none either, p has no leader, unless an
+// unclean election is asked for (ElectLeaders type 1) or the topic allows
+// one (unclean.leader.election.enable): then the first replica that can
+// lead takes over and the ISR restarts from it alone.
 func (c *Controller) electLeader(topic string, partition int32, p metadata.Partition, except port.NodeID, unclean bool) metadata.Partition {
 	next := p
 	next.Leader = metadata.NoLeader
+	canLead := func(r port.NodeID) bool { return r != except && c.usable(r) }
 	for _, r := range p.Replicas {
-		if r != except && slices.Contains(p.ISR, r) && c.usable(r) {
+		if slices.Contains(p.ISR, r) && canLead(r) {
 			next.Leader = r
+			return next
+		}
+	}
+	for _, r := range p.Replicas {
+		if slices.Contains(p.ELR, r) && canLead(r) {
+			next.Leader, next.ISR = r, []port.NodeID{r}
+			next.ELR = without(p.ELR, r)
 			return next
 		}
 	}
@@ -164,12 +175,12 @@ func (c *Controller) electLeader(topic string, partition int32, p metadata.Parti
 		return next
 	}
 	for _, r := range p.Replicas {
-		if r != except && c.usable(r) {
+		if canLead(r) {
 			next.Leader, next.ISR = r, []port.NodeID{r}
 			// Records acknowledged by the old ISR alone are lost: an
 			// operator must hear of it.
 			c.logger.Warn("unclean leader election: a replica outside the ISR leads, records acknowledged only by the old ISR are lost",
-				"topic", topic, "partition", partition, "leader", r, "old_isr", p.ISR)
+				"topic", topic, "partition", partition, "leader", r, "old_isr", p.ISR, "old_elr", p.ELR)
 			return next
 		}
 	}
@@ -179,12 +190,24 @@ func (c *Controller) electLeader(topic string, partition int32, p metadata.Parti
 // uncleanAllowed reports whether topic has unclean.leader.election.enable,
 // by its own config or the broker default.
 func (c *Controller) uncleanAllowed(topic string) bool {
-	if c.cfg.UncleanLeaderElection == nil {
-		return false
+	return c.cfg.UncleanLeaderElection != nil && c.cfg.UncleanLeaderElection(c.topicOverrides(topic))
+}
+
+// minISR is partition p of topic's Partition.MinISR, with the topic's
+// min.insync.replicas by its own config or the broker default.
+func (c *Controller) minISR(topic string, p metadata.Partition) int {
+	m := int32(1)
+	if c.cfg.MinInsyncReplicas != nil {
+		m = c.cfg.MinInsyncReplicas(c.topicOverrides(topic))
 	}
+	return p.MinISR(m)
+}
+
+// topicOverrides returns the config keys set on topic.
+func (c *Controller) topicOverrides(topic string) map[string]string {
 	overrides := map[string]string{}
 	for _, e := range c.view.Configs(metadata.ResourceTopic, topic) {
 		overrides[e.Key] = e.Value
 	}
-	return c.cfg.UncleanLeaderElection(overrides)
+	return overrides
 }

@@ -114,13 +114,23 @@ func testConfig() Config {
 		RebalanceIntervalMs:      300_000,
 		ValidateTopicConfig:      validateConfig,
 		UncleanLeaderElection:    func(o map[string]string) bool { return o[uncleanKey] == "true" },
-		ClusterID:                "test-cluster",
+		MinInsyncReplicas: func(o map[string]string) int32 {
+			m, err := strconv.Atoi(o[minISRKey])
+			if err != nil {
+				return 1
+			}
+			return int32(m)
+		},
+		ClusterID: "test-cluster",
 	}
 }
 
-const uncleanKey = "unclean.leader.election.enable"
+const (
+	uncleanKey = "unclean.leader.election.enable"
+	minISRKey  = "min.insync.replicas"
+)
 
-// validateConfig knows three topic keys.
+// validateConfig knows four topic keys.
 func validateConfig(o map[string]string) error {
 	for k, v := range o {
 		switch k {
@@ -131,6 +141,10 @@ func validateConfig(o map[string]string) error {
 		case "retention.ms":
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return fmt.Errorf("invalid value %q for retention.ms", v)
+			}
+		case minISRKey:
+			if m, err := strconv.Atoi(v); err != nil || m < 1 {
+				return fmt.Errorf("invalid value %q for %s", v, minISRKey)
 			}
 		case uncleanKey:
 			if _, err := strconv.ParseBool(v); err != nil {
@@ -232,15 +246,21 @@ func incarnation(b byte) [16]byte {
 	return id
 }
 
+// registrationReq registers broker id as incarnation inc, with the log
+// directory dir(id): the same disk every time.
 func registrationReq(id int32, inc byte) *kmsg.BrokerRegistrationRequest {
 	req := kmsg.NewPtrBrokerRegistrationRequest()
-	req.Version = 1
+	req.Version = 2
 	req.BrokerID, req.ClusterID, req.IncarnationID = id, "test-cluster", incarnation(inc)
+	req.LogDirs = [][16]byte{dir(id, 0)}
 	l := kmsg.NewBrokerRegistrationRequestListener()
 	l.Name, l.Host, l.Port = "PLAINTEXT", "broker"+strconv.Itoa(int(id)), 9092
 	req.Listeners = append(req.Listeners, l)
 	return req
 }
+
+// dir is the directory id of broker id's disk number disk.
+func dir(id int32, disk byte) [16]byte { return [16]byte{byte(id), disk, 0xd} }
 
 func (e *env) register(id int32, inc byte) *kmsg.BrokerRegistrationResponse {
 	e.t.Helper()
@@ -342,15 +362,21 @@ func topicRecs(name string, id byte, parts ...partSpec) []metadata.Record {
 	recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: name, ID: tid}}}
 	for i, p := range parts {
 		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: tid, Partition: int32(i), Replicas: p.replicas, ISR: p.isr, Leader: p.leader,
+			TopicID: tid, Partition: int32(i), Replicas: p.replicas, ISR: p.isr, ELR: p.elr, Leader: p.leader,
 			LeaderEpoch: 3, PartitionEpoch: 5}})
 	}
 	return recs
 }
 
 type partSpec struct {
-	replicas, isr []port.NodeID
-	leader        port.NodeID
+	replicas, isr, elr []port.NodeID
+	leader             port.NodeID
+}
+
+// eligible is s with an ELR.
+func (s partSpec) eligible(elr ...port.NodeID) partSpec {
+	s.elr = elr
+	return s
 }
 
 func ps(replicas, isr []port.NodeID, leader port.NodeID) partSpec {
@@ -379,27 +405,42 @@ func wantCode(t fatalf, what string, got int16, want *kerr.Error) {
 
 // checkImage checks the invariants every image the controller writes
 // must keep, beyond those Apply enforces.
-func checkImage(img *metadata.Image) error {
+func (e *env) checkImage(img *metadata.Image) error {
 	for _, t := range img.Topics() {
 		if len(t.Partitions) == 0 {
 			return fmt.Errorf("topic %s has no partitions", t.Name)
 		}
+		overrides := map[string]string{}
+		for _, c := range img.Configs(metadata.ResourceTopic, t.Name) {
+			overrides[c.Key] = c.Value
+		}
+		minInsync := e.cfg.MinInsyncReplicas(overrides)
 		for i, p := range t.Partitions {
 			name := fmt.Sprintf("%s-%d %+v", t.Name, i, p)
-			if len(p.ISR) == 0 {
-				return errors.New(name + ": empty ISR")
+			// Without disk losses, some replica holds every committed
+			// record: an ISR member, or else an eligible leader.
+			if len(p.ISR) == 0 && len(p.ELR) == 0 {
+				return errors.New(name + ": empty ISR and ELR")
 			}
 			for _, r := range p.ISR {
 				if !slices.Contains(p.Replicas, r) {
 					return errors.New(name + ": ISR member not a replica")
 				}
 			}
+			for _, r := range p.ELR {
+				if !slices.Contains(p.Replicas, r) || slices.Contains(p.ISR, r) {
+					return errors.New(name + ": ELR member not a replica outside the ISR")
+				}
+			}
+			if len(p.ELR) > 0 && len(p.ISR) >= p.MinISR(minInsync) {
+				return fmt.Errorf("%s: an ELR beside an ISR of min.insync.replicas %d", name, minInsync)
+			}
 			for j, r := range p.Replicas {
 				if slices.Contains(p.Replicas[:j], r) {
 					return errors.New(name + ": replicas not distinct")
 				}
 			}
-			if err := checkReassignment(p); err != nil {
+			if err := checkReassignment(p, minInsync); err != nil {
 				return fmt.Errorf("%s: %v", name, err)
 			}
 			if p.Leader == metadata.NoLeader {
@@ -419,14 +460,13 @@ func checkImage(img *metadata.Image) error {
 
 // checkReassignment checks a partition's reassignment: the replicas being
 // added and removed are replicas, none both, and the replicas list the
-// target first. Once the ISR holds every replica being added and some
-// member of the target (the reassignment is due), every change completes
-// it as far as it can (see completeReassignment): the ISR still holds a
-// replica being removed (else the reassignment would be complete), and a
-// replica being removed does not lead (the change moved the leadership to
-// a member of the target in the ISR, all of which can lead while the
-// partition has a leader; see checkISRsServe).
-func checkReassignment(p metadata.Partition) error {
+// target first. Once it is due (see reassignmentDue), every change
+// completes it as far as it can (see completeReassignment): the ISR still
+// holds a replica being removed (else the reassignment would be complete),
+// and a replica being removed does not lead (the change moved the
+// leadership to a member of the target in the ISR, all of which can lead
+// while the partition has a leader; see checkISRsServe).
+func checkReassignment(p metadata.Partition, minInsync int32) error {
 	if !p.Reassigning() {
 		return nil
 	}
@@ -439,24 +479,28 @@ func checkReassignment(p metadata.Partition) error {
 	if n <= 0 || !slices.Equal(p.Replicas[n:], p.RemovingReplicas) {
 		return errors.New("the replicas being removed do not follow the target")
 	}
-	for _, r := range p.AddingReplicas {
-		if !slices.Contains(p.ISR, r) {
-			return nil // waiting for r
-		}
-	}
-	var removedInISR, targetInISR bool
-	for _, r := range p.ISR {
-		if slices.Contains(p.RemovingReplicas, r) {
-			removedInISR = true
-		} else {
-			targetInISR = true
-		}
+	if !reassignmentDue(p, p.ISR, minInsync) {
+		return nil
 	}
 	switch {
-	case !removedInISR:
+	case !slices.ContainsFunc(p.ISR, func(r port.NodeID) bool { return slices.Contains(p.RemovingReplicas, r) }):
 		return errors.New("the ISR completes the reassignment, yet it goes on")
-	case targetInISR && slices.Contains(p.RemovingReplicas, p.Leader):
+	case slices.Contains(p.RemovingReplicas, p.Leader):
 		return fmt.Errorf("replica %d being removed leads a reassignment that is due", p.Leader)
 	}
 	return nil
+}
+
+// reassignmentDue reports whether p's reassignment may complete with isr:
+// it holds every replica being added and, of the target, at least its
+// min.insync.replicas (at most its size).
+func reassignmentDue(p metadata.Partition, isr []port.NodeID, minInsync int32) bool {
+	target := metadata.Partition{Replicas: p.Replicas[:len(p.Replicas)-len(p.RemovingReplicas)]}
+	inTarget := 0
+	for _, r := range isr {
+		if slices.Contains(target.Replicas, r) {
+			inTarget++
+		}
+	}
+	return containsAll(isr, p.AddingReplicas) && inTarget >= target.MinISR(minInsync)
 }

@@ -336,10 +336,10 @@ func TestUncleanLeaderElection(t *testing.T) {
 	if p := e.partition("u", 0); p.Leader != 2 || !equal(p.ISR, ids(2)) || p.LeaderEpoch != old.Partitions[0].LeaderEpoch+1 {
 		t.Fatalf("u-0 after its ISR failed: %+v", p)
 	}
-	if p := e.partition("u", 1); p.Leader != -1 || !equal(p.ISR, ids(1)) {
+	if p := e.partition("u", 1); p.Leader != -1 || len(p.ISR) != 0 || !equal(p.ELR, ids(1)) {
 		t.Fatalf("u-1 without a live replica: %+v", p)
 	}
-	if p := e.partition("c", 0); p.Leader != -1 || !equal(p.ISR, ids(1)) {
+	if p := e.partition("c", 0); p.Leader != -1 || len(p.ISR) != 0 || !equal(p.ELR, ids(1)) {
 		t.Fatalf("c-0 elected without unclean election: %+v", p)
 	}
 	wantLogged(t, &logs, "topic=u partition=0 leader=2")
@@ -363,7 +363,7 @@ func TestUncleanLeaderElection(t *testing.T) {
 		t.Fatalf("c-0 after unclean election: %+v", p)
 	}
 	wantLogged(t, &logs, "topic=c partition=0 leader=2")
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -407,10 +407,11 @@ func TestElectionsStayInISR(t *testing.T) {
 	req = heartbeatReq(3, epochs[3], 1<<40)
 	req.WantFence = true
 	e.call(req)
-	if p := e.partition("t", 0); p.Leader != -1 || !equal(p.ISR, ids(3)) {
+	if p := e.partition("t", 0); p.Leader != -1 || len(p.ISR) != 0 || !equal(p.ELR, ids(3)) {
 		t.Fatalf("after the ISR's last member failed: %+v", p)
 	}
-	// 2 is fenced and unfenced again: it cannot lead from outside the ISR.
+	// 2 is fenced and unfenced again: it cannot lead from outside the ISR
+	// and the ELR.
 	req = heartbeatReq(2, epochs[2], 1<<40)
 	req.WantFence = true
 	e.call(req)

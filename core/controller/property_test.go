@@ -105,6 +105,8 @@ type model struct {
 	parts map[partKey]metadata.PartitionRecord
 	// pids are the producer id blocks handed out.
 	pids [][2]int64
+	// minInsync is every topic's min.insync.replicas.
+	minInsync int32
 }
 
 type partKey struct {
@@ -125,6 +127,8 @@ func newModel(t *rapid.T) *model {
 		c.DeleteTopicEnable = rapid.Bool().Draw(t, "deleteEnable")
 		c.AutoLeaderRebalance = rapid.Bool().Draw(t, "rebalance")
 		c.RebalanceIntervalMs = 3000
+		m.minInsync = int32(rapid.IntRange(1, 3).Draw(t, "minInsync"))
+		c.MinInsyncReplicas = func(map[string]string) int32 { return m.minInsync }
 	})
 	m.e.log.onCommit = m.checkCommit
 	// Start with some brokers registered and unfenced.
@@ -495,11 +499,11 @@ func (m *model) view() *metadata.Image {
 
 func (m *model) check() {
 	e, t := m.e, m.t
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatalf("committed image: %v", err)
 	}
 	if e.c.Active() {
-		if err := checkImage(e.c.view); err != nil {
+		if err := e.checkImage(e.c.view); err != nil {
 			t.Fatalf("controller view: %v", err)
 		}
 	}
@@ -660,8 +664,10 @@ func (m *model) alterPartition() {
 			if !ok || !answers(out, p, isr) || p.Leader != port.NodeID(req.BrokerID) {
 				m.t.Fatalf("AlterPartition %+v by %d answered %+v, committed %+v", rp, req.BrokerID, out, p)
 			}
+			// (A request whose partition epoch is skewed past cur's was
+			// applied to a newer state, which cur does not show.)
 			for _, r := range isr {
-				if slices.Contains(cur.RemovingReplicas, port.NodeID(r)) && !p.Reassigning() {
+				if rp.PartitionEpoch == cur.PartitionEpoch && slices.Contains(cur.RemovingReplicas, port.NodeID(r)) && !p.Reassigning() {
 					m.t.Fatalf("AlterPartition %+v by %d kept %d, being removed in %+v, yet completed %+v", rp, req.BrokerID, r, cur, p)
 				}
 			}
@@ -828,7 +834,7 @@ func (m *model) completeReassignments() {
 				}
 				target := p.Replicas[:len(p.Replicas)-len(p.RemovingReplicas)]
 				isr := slices.Clone(p.ISR)
-				due := containsAll(p.ISR, p.AddingReplicas) && slices.ContainsFunc(p.ISR, func(r port.NodeID) bool { return slices.Contains(target, r) })
+				due := reassignmentDue(p, p.ISR, m.minInsync)
 				if due {
 					isr = slices.DeleteFunc(isr, func(r port.NodeID) bool { return slices.Contains(p.RemovingReplicas, r) })
 				} else {
@@ -837,7 +843,7 @@ func (m *model) completeReassignments() {
 							isr = append(isr, r)
 						}
 					}
-					if !containsAll(isr, p.AddingReplicas) || !slices.ContainsFunc(isr, func(r port.NodeID) bool { return slices.Contains(target, r) }) {
+					if !reassignmentDue(p, isr, m.minInsync) {
 						break // the target cannot serve: it waits
 					}
 				}
@@ -860,7 +866,7 @@ func (m *model) completeReassignments() {
 				case !due && (out.ErrorCode != 0 && out.ErrorCode != kerr.NewLeaderElected.Code || !sameMembers(after.ISR, isr)):
 					t.Fatalf("%s-%d: the target joining (ISR %v) %s gave %s, answered %+v", now.Name, i, asked, state(p), state(after), out)
 				}
-				if err := checkImage(e.log.committed); err != nil {
+				if err := e.checkImage(e.log.committed); err != nil {
 					t.Fatalf("%v", err)
 				}
 			}

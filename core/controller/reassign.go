@@ -139,8 +139,15 @@ func (c *Controller) startReassignment(t metadata.Topic, p int32, target []int32
 // cancelReassignment returns the change that reverts the reassignment of
 // partition p of t (Kafka's cancelPartitionReassignment): the replicas
 // being added leave the replicas and the ISR, those being removed stay. If
-// only replicas being added are in the ISR, the revert is an unclean
-// election, refused unless the topic allows those.
+// only replicas being added hold every committed record (the ISR and the
+// ELR), the revert is an unclean election, refused unless the topic allows
+// those.
+//
+// Stricter than Kafka, a revert is also refused while it would leave fewer
+// such replicas than min.insync.replicas where there were more: the
+// replicas being added delete their copy, and the committed records must
+// stay on that many disks. The others catch up, and a cancel then goes
+// through.
 func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Record, bool, error) {
 	cur := t.Partitions[p]
 	if !cur.Reassigning() {
@@ -151,7 +158,12 @@ func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Rec
 	next.Replicas = slices.DeleteFunc(slices.Clone(cur.Replicas), adding)
 	next.ISR = slices.DeleteFunc(slices.Clone(cur.ISR), adding)
 	next.AddingReplicas, next.RemovingReplicas = nil, nil
-	if len(next.ISR) == 0 {
+	holders := len(next.ISR) + len(c.eligibleLeaders(t.Name, cur, next, nil))
+	if holders > 0 && holders < c.minISR(t.Name, next) && holders < len(cur.ISR)+len(cur.ELR) {
+		return metadata.Record{}, false, fmt.Errorf("%w: Unable to revert partition assignment for %s:%d yet: it would leave fewer than min.insync.replicas in-sync replicas.",
+			kerr.InvalidReplicaAssignment, t.Name, p)
+	}
+	if holders == 0 {
 		if !c.uncleanAllowed(t.Name) {
 			return metadata.Record{}, false, fmt.Errorf("%w: Unable to revert partition assignment for %s:%d because it would require an unclean leader election.",
 				kerr.InvalidReplicaAssignment, t.Name, p)
@@ -184,9 +196,14 @@ func (c *Controller) cancelReassignment(t metadata.Topic, p int32) (metadata.Rec
 // once let the new one acknowledge records while the old one, slow to
 // replay the change, still served reads that missed them (claim 2, seed
 // 935).
+//
+// Stricter than Kafka, a reassignment completes only once the target's
+// ISR has the target's MinISR members: the replicas removed delete their
+// copy, and may be eligible leaders holding committed records the target
+// lacks; an ISR that large holds every committed record on enough disks.
 func (c *Controller) completeReassignment(topic string, partition int32, p metadata.Partition) metadata.Partition {
 	replicas, isr, done := reassignmentDone(p)
-	if !done {
+	if !done || len(isr) < c.minISR(topic, metadata.Partition{Replicas: replicas}) {
 		return p
 	}
 	if len(isr) < len(p.ISR) {

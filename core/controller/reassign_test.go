@@ -78,6 +78,9 @@ func (e *env) mustReassign(topic string, p int32, replicas ...int32) {
 // state describes what a partition's replication is, epochs aside.
 func state(p metadata.Partition) string {
 	s := fmt.Sprintf("replicas=%v isr=%v leader=%d", p.Replicas, p.ISR, p.Leader)
+	if len(p.ELR) > 0 {
+		s += fmt.Sprintf(" elr=%v", p.ELR)
+	}
 	if p.Reassigning() {
 		s += fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
 	}
@@ -96,7 +99,7 @@ func (e *env) wantPartition(t *testing.T, topic string, p int32, before metadata
 		t.Fatalf("%s-%d: epochs %d/%d after %d/%d, want steps %d/%d", topic, p,
 			got.LeaderEpoch, got.PartitionEpoch, before.LeaderEpoch, before.PartitionEpoch, leaderStep, partitionStep)
 	}
-	if err := checkImage(e.log.committed); err != nil {
+	if err := e.checkImage(e.log.committed); err != nil {
 		t.Fatal(err)
 	}
 	return got
@@ -605,7 +608,7 @@ func TestReassignmentUncleanAmongAllReplicas(t *testing.T) {
 		fence.WantFence = true
 		e.call(fence)
 	}
-	p := e.wantPartition(t, "t", 0, e.partition("t", 0), "replicas=[3 1 2] isr=[1] leader=-1 adding=[3] removing=[2]", 0, 0)
+	p := e.wantPartition(t, "t", 0, e.partition("t", 0), "replicas=[3 1 2] isr=[] leader=-1 elr=[1] adding=[3] removing=[2]", 0, 0)
 	// An unclean election considers every replica, those being added too
 	// (Kafka's electAnyLeader over the target replicas); 3 is then the
 	// whole ISR, which completes the reassignment.

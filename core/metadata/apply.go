@@ -127,6 +127,7 @@ func (img *Image) applyRegisterBroker(r *RegisterBrokerRecord) error {
 		Incarnation: r.Incarnation,
 		Endpoints:   cloneOrNil(r.Endpoints),
 		Rack:        r.Rack,
+		DirectoryID: r.DirectoryID,
 		Fenced:      true,
 	})
 	return nil
@@ -196,6 +197,17 @@ func (img *Image) applyPartition(r *PartitionRecord) error {
 			return fail("ISR member %d is not a replica", id)
 		}
 	}
+	for i, id := range r.ELR {
+		if slices.Contains(r.ELR[:i], id) {
+			return fail("ELR member %d listed twice", id)
+		}
+		if !slices.Contains(r.Replicas, id) {
+			return fail("ELR member %d is not a replica", id)
+		}
+		if slices.Contains(r.ISR, id) {
+			return fail("ELR member %d is in the ISR", id)
+		}
+	}
 	if r.Leader != NoLeader && !slices.Contains(r.ISR, r.Leader) {
 		return fail("leader %d is not in the ISR %v", r.Leader, r.ISR)
 	}
@@ -225,6 +237,7 @@ func (img *Image) applyPartition(r *PartitionRecord) error {
 		state: Partition{
 			Replicas:         cloneOrNil(r.Replicas),
 			ISR:              cloneOrNil(r.ISR),
+			ELR:              cloneOrNil(r.ELR),
 			Leader:           r.Leader,
 			LeaderEpoch:      r.LeaderEpoch,
 			PartitionEpoch:   r.PartitionEpoch,

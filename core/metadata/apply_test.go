@@ -31,6 +31,12 @@ func reassigning(r Record, adding, removing []port.NodeID) Record {
 	return r
 }
 
+// eligible sets the ELR of a partition record.
+func eligible(r Record, elr []port.NodeID) Record {
+	r.Partition.ELR = elr
+	return r
+}
+
 func config(res ResourceType, name, key string, value *string) Record {
 	return Record{Config: &ConfigRecord{Resource: res, Name: name, Key: key, Value: value}}
 }
@@ -170,6 +176,26 @@ func TestApply(t *testing.T) {
 			panics: "replica 8 is not a registered broker"},
 		{name: "ISR outside replicas", setup: base(), recs: []Record{partition(topicA, 2, ids(1, 2), ids(3), NoLeader, 0, 0)},
 			panics: "ISR member 3 is not a replica"},
+		{name: "ELR outside replicas", setup: base(), recs: []Record{eligible(partition(topicA, 2, ids(1, 2), ids(1), 1, 0, 0), ids(3))},
+			panics: "ELR member 3 is not a replica"},
+		{name: "ELR member in the ISR", setup: base(), recs: []Record{eligible(partition(topicA, 2, ids(1, 2), ids(1), 1, 0, 0), ids(1))},
+			panics: "ELR member 1 is in the ISR"},
+		{name: "duplicate ELR member", setup: base(), recs: []Record{eligible(partition(topicA, 2, ids(1, 2, 3), ids(1), 1, 0, 0), ids(2, 2))},
+			panics: "ELR member 2 listed twice"},
+		{
+			name:  "an ELR and a directory id are kept",
+			setup: base(),
+			recs: []Record{
+				eligible(partition(topicA, 0, ids(1, 2), ids(1), 1, 0, 1), ids(2)),
+				{RegisterBroker: &RegisterBrokerRecord{ID: 2, Epoch: 21, Incarnation: "new", DirectoryID: [16]byte{7}}},
+			},
+			check: func(t *testing.T, img *Image) {
+				p, _ := img.Partition(topicA, 0)
+				eq(t, p.ELR, ids(2))
+				b, _ := img.Broker(2)
+				eq(t, b.DirectoryID, [16]byte{7})
+			},
+		},
 		{name: "leader outside ISR", setup: base(), recs: []Record{partition(topicA, 2, ids(1, 2), ids(2), 1, 0, 0)},
 			panics: "leader 1 is not in the ISR [2]"},
 		{

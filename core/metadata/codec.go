@@ -19,11 +19,14 @@ import (
 //   - 2: a Partition record ends with its AddingReplicas and
 //     RemovingReplicas (partition reassignment); version 1 partition records
 //     decode with neither.
+//   - 3: a RegisterBroker record ends with its DirectoryID and a Partition
+//     record with its ELR (whole-disk loss, KIP-966); older records decode
+//     with a zero id and no ELR.
 //
 // EncodeBatch writes the oldest version that carries the batch (see
 // versionFor): a node not yet upgraded goes on reading the log until the
 // first batch that needs what it does not know, and stops there.
-const batchVersion byte = 2
+const batchVersion byte = 3
 
 // oldestBatchVersion is the oldest version DecodeBatch reads.
 const oldestBatchVersion byte = 1
@@ -55,15 +58,22 @@ func appendBatch(b []byte, recs []Record) []byte {
 	return b
 }
 
-// versionFor returns the oldest version that carries recs: 2 if a
-// partition record has a reassignment in progress, else 1.
+// versionFor returns the oldest version that carries recs: 3 if a broker
+// registration names its directory or a partition has an ELR, 2 if a
+// partition has a reassignment in progress, else 1.
 func versionFor(recs []Record) byte {
+	version := byte(1)
 	for i := range recs {
-		if p := recs[i].Partition; p != nil && (len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0) {
-			return 2
+		r := &recs[i]
+		switch {
+		case r.RegisterBroker != nil && r.RegisterBroker.DirectoryID != [16]byte{},
+			r.Partition != nil && len(r.Partition.ELR) > 0:
+			return 3
+		case r.Partition != nil && (len(r.Partition.AddingReplicas) > 0 || len(r.Partition.RemovingReplicas) > 0):
+			version = 2
 		}
 	}
-	return 1
+	return version
 }
 
 func appendRecord(b []byte, r *Record, i int, version byte) []byte {
@@ -87,6 +97,9 @@ func appendRecord(b []byte, r *Record, i int, version byte) []byte {
 			b = binary.AppendVarint(b, int64(e.Port))
 		}
 		b = appendString(b, rb.Rack)
+		if version >= 3 {
+			b = append(b, rb.DirectoryID[:]...)
+		}
 	case kindUnfenceBroker:
 		b = appendBrokerEpoch(b, r.UnfenceBroker)
 	case kindFenceBroker:
@@ -108,6 +121,9 @@ func appendRecord(b []byte, r *Record, i int, version byte) []byte {
 		if version >= 2 {
 			b = appendNodes(b, p.AddingReplicas)
 			b = appendNodes(b, p.RemovingReplicas)
+		}
+		if version >= 3 {
+			b = appendNodes(b, p.ELR)
 		}
 	case kindRemoveTopic:
 		b = append(b, r.RemoveTopic.ID[:]...)
@@ -225,6 +241,9 @@ func (d *decoder) record() Record {
 			}
 		}
 		rb.Rack = d.string()
+		if d.version >= 3 {
+			rb.DirectoryID = d.id()
+		}
 		r.RegisterBroker = rb
 	case kindUnfenceBroker:
 		r.UnfenceBroker = d.brokerEpoch()
@@ -246,6 +265,9 @@ func (d *decoder) record() Record {
 		}
 		if d.version >= 2 {
 			p.AddingReplicas, p.RemovingReplicas = d.nodes(), d.nodes()
+		}
+		if d.version >= 3 {
+			p.ELR = d.nodes()
 		}
 		r.Partition = p
 	case kindRemoveTopic:

@@ -19,12 +19,20 @@ func strp(s string) *string { return &s }
 
 var topicA = [16]byte{0xa}
 
-// sampleBatch has one record of every kind: v1Records and a partition
-// being reassigned.
-func sampleBatch() []Record {
+// v2Records are v1Records and a partition being reassigned.
+func v2Records() []Record {
 	return slices.Insert(v1Records(), 7, Record{Partition: &PartitionRecord{TopicID: topicA, Partition: 1,
 		Replicas: []port.NodeID{4, 1, 2}, ISR: []port.NodeID{1, 2}, Leader: 1, LeaderEpoch: 3, PartitionEpoch: 7,
 		AddingReplicas: []port.NodeID{4}, RemovingReplicas: []port.NodeID{2}}})
+}
+
+// sampleBatch has one record of every kind, with every field: v2Records, a
+// broker registration naming its directory and a partition with an ELR.
+func sampleBatch() []Record {
+	return slices.Insert(v2Records(), 8,
+		Record{RegisterBroker: &RegisterBrokerRecord{ID: 2, Epoch: 12, Incarnation: "inc2", DirectoryID: [16]byte{0xd, 2}}},
+		Record{Partition: &PartitionRecord{TopicID: topicA, Partition: 2,
+			Replicas: []port.NodeID{1, 2, 3}, ISR: []port.NodeID{1}, ELR: []port.NodeID{3, 2}, Leader: 1, LeaderEpoch: 1, PartitionEpoch: 4}})
 }
 
 func TestEncodeDecodeSample(t *testing.T) {
@@ -48,6 +56,8 @@ func TestEncodeDecodeSample(t *testing.T) {
 func TestDecodeBatchRejects(t *testing.T) {
 	good := EncodeBatch(sampleBatch())
 	reassigning := EncodeBatch(sampleBatch()[7:8]) // ends with the removing replicas
+	directory := EncodeBatch(sampleBatch()[8:9])   // ends with the directory id
+	eligible := EncodeBatch(sampleBatch()[9:10])   // ends with the ELR
 	cases := []struct {
 		name  string
 		input []byte
@@ -57,8 +67,10 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"unknown version", append([]byte{batchVersion + 1}, good[1:]...), fmt.Sprintf("unknown batch version %d", batchVersion+1)},
 		{"version zero", append([]byte{0}, good[1:]...), "unknown batch version 0"},
 		{"trailing bytes", append(append([]byte{}, good...), 0), "trailing"},
-		{"truncated", good[:len(good)-1], "record 11"},
+		{"truncated", good[:len(good)-1], "record 13"},
 		{"truncated reassignment", reassigning[:len(reassigning)-1], "record 0 (Partition): count 1 exceeds"},
+		{"truncated ELR", eligible[:len(eligible)-1], "record 0 (Partition): count 2 exceeds"},
+		{"truncated directory id", directory[:len(directory)-1], "record 0 (RegisterBroker): truncated id"},
 		{"record count beyond input", []byte{batchVersion, 5, byte(kindRemoveTopic)}, "count 5 exceeds"},
 		{"kind zero (no field set)", []byte{batchVersion, 1, 0}, "unknown record kind"},
 		{"unknown kind", []byte{batchVersion, 1, 11}, "unknown record kind"},
@@ -136,8 +148,40 @@ func TestDecodeVersion1(t *testing.T) {
 		t.Fatal("a version 1 body decodes as version 2")
 	}
 	// A reassignment needs version 2, whatever else the batch holds.
-	if v := EncodeBatch(sampleBatch())[0]; v != 2 {
+	if v := EncodeBatch(v2Records())[0]; v != 2 {
 		t.Fatalf("a batch with a reassignment encoded as version %d", v)
+	}
+}
+
+// v2Batch is what EncodeBatch wrote before version 3 (directory ids and
+// ELRs), for the records v2Records returns.
+const v2Batch = "020c0106776569722d3102021403696e630109504c41494e54455854026831888e0102723103021404021405021406066f72646572730a" +
+	"000000000000000000000000000000070a000000000000000000000000000000000102000100000000070a0000000000000000000000000000" +
+	"00020308020402020402060e010801040902066f72646572730c726574656e74696f6e2e6d73010431303030090400016b000a0214d00f080a" +
+	"000000000000000000000000000000"
+
+// TestDecodeVersion2: a version 2 batch decodes, with no directory ids and
+// no ELRs, and encodes again to the same bytes; a directory id or an ELR,
+// and only they, need version 3.
+func TestDecodeVersion2(t *testing.T) {
+	b := unhex(t, v2Batch)
+	got, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v2Records()) {
+		t.Fatalf("version 2 batch:\n got %#v\nwant %#v", got, v2Records())
+	}
+	if again := EncodeBatch(got); !bytes.Equal(again, b) {
+		t.Fatalf("re-encoded as %x", again)
+	}
+	if _, err := DecodeBatch(append([]byte{3}, b[1:]...)); err == nil {
+		t.Fatal("a version 2 body decodes as version 3")
+	}
+	for i, r := range sampleBatch()[8:10] {
+		if v := EncodeBatch(append(v1Records(), r))[0]; v != 3 {
+			t.Fatalf("record %d: encoded as version %d, want 3", i, v)
+		}
 	}
 }
 

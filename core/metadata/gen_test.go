@@ -57,7 +57,8 @@ func anyRecord() *rapid.Generator[Record] {
 				Endpoints: orNil(rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Endpoint {
 					return Endpoint{Listener: anyString().Draw(t, "listener"), Host: anyString().Draw(t, "host"), Port: rapid.Int32().Draw(t, "port")}
 				}), 0, 3).Draw(t, "endpoints")),
-				Rack: anyString().Draw(t, "rack"),
+				Rack:        anyString().Draw(t, "rack"),
+				DirectoryID: anyID().Draw(t, "directory id"),
 			}}
 		case kindUnfenceBroker:
 			return Record{UnfenceBroker: brokerEpoch()}
@@ -73,6 +74,7 @@ func anyRecord() *rapid.Generator[Record] {
 				Partition:        rapid.Int32().Draw(t, "partition"),
 				Replicas:         orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "replicas")),
 				ISR:              orNil(rapid.SliceOfN(anyNodeID(), 0, 5).Draw(t, "isr")),
+				ELR:              orNil(rapid.SliceOfN(anyNodeID(), 0, 3).Draw(t, "elr")),
 				Leader:           anyNodeID().Draw(t, "leader"),
 				LeaderEpoch:      rapid.Int32().Draw(t, "leader epoch"),
 				PartitionEpoch:   rapid.Int32().Draw(t, "partition epoch"),
@@ -177,6 +179,7 @@ func drawRecord(t *rapid.T, img *Image) (Record, bool) {
 		return Record{RegisterBroker: &RegisterBrokerRecord{
 			ID: id, Epoch: epoch, Incarnation: anyString().Draw(t, "incarnation"),
 			Endpoints: endpoints, Rack: rapid.SampledFrom([]string{"", "r1", "r2"}).Draw(t, "rack"),
+			DirectoryID: rapid.SampledFrom([][16]byte{{}, {1}, {2}}).Draw(t, "directory id"),
 		}}, true
 	case 3, 4:
 		if len(brokers) == 0 {
@@ -220,6 +223,11 @@ func drawRecord(t *rapid.T, img *Image) (Record, bool) {
 			leader = rapid.SampledFrom(isr).Draw(t, "leader")
 		}
 		rec := &PartitionRecord{TopicID: tp.ID, Partition: p, Replicas: replicas, ISR: isr, Leader: leader}
+		for _, r := range replicas {
+			if !slices.Contains(isr, r) && rapid.Bool().Draw(t, "eligible") {
+				rec.ELR = append(rec.ELR, r)
+			}
+		}
 		if rapid.IntRange(0, 2).Draw(t, "reassigning") == 0 {
 			// A reassignment in progress: some replicas being added, some
 			// removed, at least one of them neither.

@@ -18,6 +18,7 @@ type Broker struct {
 	Incarnation string
 	Endpoints   []Endpoint
 	Rack        string
+	DirectoryID [16]byte
 	// Fenced brokers lead nothing and are not in any ISR the controller
 	// writes; a broker is fenced from registration until the controller
 	// sees it caught up, and again when it misses heartbeats.
@@ -42,11 +43,20 @@ type Topic struct {
 type Partition struct {
 	Replicas         []port.NodeID
 	ISR              []port.NodeID
+	ELR              []port.NodeID
 	Leader           port.NodeID
 	LeaderEpoch      int32
 	PartitionEpoch   int32
 	AddingReplicas   []port.NodeID
 	RemovingReplicas []port.NodeID
+}
+
+// MinISR is the ISR size below which p's leader holds its high watermark
+// and the replicas leaving the ISR become eligible leaders (the ELR): the
+// topic's min.insync.replicas, at most the number of replicas, so that a
+// topic with fewer replicas than that still makes progress.
+func (p *Partition) MinISR(minInsyncReplicas int32) int {
+	return max(1, min(int(minInsyncReplicas), len(p.Replicas)))
 }
 
 // Reassigning reports whether a reassignment of p is in progress.
@@ -275,6 +285,7 @@ func copyBroker(b Broker) Broker {
 func copyPartition(p Partition) Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.ELR = slices.Clone(p.ELR)
 	p.AddingReplicas = slices.Clone(p.AddingReplicas)
 	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p

@@ -65,6 +65,12 @@ type RegisterBrokerRecord struct {
 	Incarnation string
 	Endpoints   []Endpoint
 	Rack        string
+	// DirectoryID is the directory.id of the broker's log directory (its
+	// meta.properties), zero when the broker did not say. A broker that
+	// registers again with another id lost its disk: the records it
+	// acknowledged are gone, so the controller takes it out of every ISR
+	// and ELR.
+	DirectoryID [16]byte
 }
 
 // Endpoint is one listener a broker advertises to clients and peers.
@@ -100,6 +106,13 @@ type PartitionRecord struct {
 	Replicas []port.NodeID
 	// ISR is the in-sync subset of Replicas.
 	ISR []port.NodeID
+	// ELR is the eligible leader replicas (KIP-966): replicas that left
+	// the ISR while it was smaller than the topic's min.insync.replicas.
+	// The leader's high watermark stays put while the ISR is that small,
+	// so they hold every committed record and may lead when no ISR member
+	// can. Disjoint from ISR, a subset of Replicas; empty whenever the ISR
+	// is large enough.
+	ELR []port.NodeID
 	// Leader is a member of ISR, or NoLeader.
 	Leader port.NodeID
 	// LeaderEpoch grows whenever Leader changes; PartitionEpoch grows on

@@ -35,6 +35,7 @@ func (img *Image) records() []Record {
 	img.brokers.Ascend(func(b Broker) bool {
 		recs = append(recs, Record{RegisterBroker: &RegisterBrokerRecord{
 			ID: b.ID, Epoch: b.Epoch, Incarnation: b.Incarnation, Endpoints: b.Endpoints, Rack: b.Rack,
+			DirectoryID: b.DirectoryID,
 		}})
 		be := &BrokerEpochRecord{ID: b.ID, Epoch: b.Epoch}
 		if !b.Fenced {
@@ -51,7 +52,7 @@ func (img *Image) records() []Record {
 			s := p.state
 			recs = append(recs, Record{Partition: &PartitionRecord{
 				TopicID: p.topicID, Partition: p.partition,
-				Replicas: s.Replicas, ISR: s.ISR, Leader: s.Leader,
+				Replicas: s.Replicas, ISR: s.ISR, ELR: s.ELR, Leader: s.Leader,
 				LeaderEpoch: s.LeaderEpoch, PartitionEpoch: s.PartitionEpoch,
 				AddingReplicas: s.AddingReplicas, RemovingReplicas: s.RemovingReplicas,
 			}})

@@ -22,6 +22,8 @@ func TestSnapshotRestoresEveryField(t *testing.T) {
 	img.Apply(3, base())
 	img.Apply(8, []Record{
 		reassigning(partition(topicA, 1, ids(1, 3, 2), ids(2), 2, 0, 1), ids(1), ids(2)),
+		eligible(partition(topicA, 0, ids(1, 2), ids(1), 1, 0, 1), ids(2)),
+		{RegisterBroker: &RegisterBrokerRecord{ID: 3, Epoch: 31, Incarnation: "inc2", DirectoryID: [16]byte{0xd}}},
 		{ShutdownBroker: &BrokerEpochRecord{ID: 2, Epoch: 20}},
 		config(ResourceBroker, "", "k", strp("v")),
 		{ProducerIDs: &ProducerIDsRecord{Broker: 1, BrokerEpoch: 10, NextProducerID: 5000}},

@@ -104,6 +104,17 @@ func snapHash(s Snapshot) uint64 {
 	return h
 }
 
+// wipe empties a crashed learner's storage: its disk was lost. A voter's
+// never is (its log and votes are the quorum's safety).
+func (c *testCluster) wipe(id port.NodeID) {
+	n := c.nodes[id]
+	if n.voter || n.up {
+		c.fail("wipe %d: only a crashed learner may lose its disk", id)
+	}
+	*n = testNode{}
+	c.logf("wipe %d", id)
+}
+
 func (c *testCluster) crash(id port.NodeID) {
 	c.nodes[id].up = false
 	c.logf("crash %d", id)

@@ -21,6 +21,7 @@ import (
 //	deliver | drop
 //	propose N data
 //	crash N | restart N | cut A B (both directions) | heal
+//	wipe N (a crashed learner loses its disk)
 //	compact N
 //	status
 func TestGolden(t *testing.T) {
@@ -101,6 +102,8 @@ func TestGolden(t *testing.T) {
 				}
 			case "crash":
 				c.crash(node(0))
+			case "wipe":
+				c.wipe(node(0))
 			case "restart":
 				c.start(node(0))
 				fmt.Fprintf(&out, "restart %d\n", node(0))

@@ -27,7 +27,8 @@
 //     leader sends the snapshot to a follower that is too far behind;
 //   - learners: nodes outside the voter set (Weir's broker-only nodes)
 //     receive the log without voting. A learner announces itself to the
-//     voters until a leader adopts it.
+//     voters until a leader adopts it. A learner may lose its disk (it
+//     counts for no quorum): the leader then replicates to it afresh.
 //
 // Membership is static (the voter set comes from configuration), as in a
 // KRaft quorum defined by controller.quorum.voters.

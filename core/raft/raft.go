@@ -513,6 +513,16 @@ func (r *Raft) stepLeader(m Message) {
 	pr.recentActive = true
 	switch m.Type {
 	case MsgAppResp:
+		if m.Reject && pr.learner && m.RejectHint < pr.match {
+			// A learner's log ends below what it acknowledged: it lost
+			// its disk, which a learner may (it counts for no quorum; a
+			// voter never may). It is probed afresh, as a learner
+			// announcing itself. A stale rejection taken for one only
+			// costs entries sent again.
+			*pr = progress{next: min(m.RejectHint, r.log.lastIndex()) + 1, learner: true, recentActive: true}
+			r.sendAppend(m.From, pr)
+			return
+		}
 		if m.Reject {
 			if pr.rejected(m.Index, r.backtrack(m)) {
 				r.sendAppend(m.From, pr)

@@ -144,6 +144,14 @@ func (l *MetaLog) Booted(node int, term uint64) {
 	}
 }
 
+// DiskLost forgets the terms node sent: its disk was replaced, so it
+// restarts with no Raft state at all, as a new node would. Only a node
+// that is not a voter may lose its disk: a voter's log and votes are part
+// of the quorum's safety, and losing them is outside the fault model.
+func (l *MetaLog) DiskLost(node int) {
+	delete(l.sentTerm, node)
+}
+
 // Controller records that node became the active controller in term.
 func (l *MetaLog) Controller(node int, term uint64) {
 	if other, ok := l.controllers[term]; ok && other != node {

@@ -30,6 +30,16 @@ func (d *Disk) Crash(machine bool) {
 	}
 }
 
+// Replace swaps the disk of a crashed node for a new, empty one, as an
+// operator does after a disk died: every file and directory is gone.
+func (d *Disk) Replace() {
+	if len(d.lanes) > 0 {
+		panic("sim/disk: a disk in use is replaced: crash its node first")
+	}
+	d.root = newDir()
+	d.counts.Inc(fault.DiskLoss)
+}
+
 // crashDir settles a directory and everything below it. Names are visited
 // in sorted order so that the draws do not depend on map order.
 func (d *Disk) crashDir(dir *inode, torn, lost, reverted *bool) {

@@ -29,7 +29,9 @@
 //     read for a response (a fetch, or a cluster message's file chunks) or
 //     by an OpRead, only inside the part of a batch its CRC covers, and
 //     only in the copy read (reading again gives the right bytes); never
-//     in data read by recovery. Reads never fail with EIO.
+//     in data read by recovery. Reads never fail with EIO. A whole disk
+//     may be lost (Replace, after a machine crash): the node restarts on
+//     an empty one.
 //
 // An operation that fails without an injected fault (a missing file, a
 // Send or an OpRead past a file's end) is a bug in the node, not a disk

@@ -23,6 +23,7 @@ const (
 	DiskTornWrite    // a machine crash keeps some unsynced sectors and drops others
 	DiskLostUnsynced // a machine crash drops unsynced data
 	DiskDirRevert    // a machine crash forgets unsynced directory entries
+	DiskLoss         // a whole disk is lost: its node comes back with a new, empty one
 
 	ProcMachineCrash // the machine loses power: the page cache is lost
 	ProcKill         // the process is killed (kill -9): the page cache survives
@@ -55,6 +56,7 @@ var names = [NumClasses]string{
 	DiskTornWrite:         "disk.torn-write",
 	DiskLostUnsynced:      "disk.lost-unsynced",
 	DiskDirRevert:         "disk.dir-revert",
+	DiskLoss:              "disk.loss",
 	ProcMachineCrash:      "proc.machine-crash",
 	ProcKill:              "proc.kill",
 	ProcPause:             "proc.pause",

@@ -217,7 +217,8 @@ func controllerErr(err error) bool {
 
 // mayRefuse reports whether the controller may answer a reassignment (or
 // a cancel) of t with err: a target broker unknown or fenced (or, for a
-// cancel, a revert that would need an unclean election), no reassignment
+// cancel, a revert that would need an unclean election or leave fewer
+// than min.insync.replicas in-sync replicas), no reassignment
 // under way for a cancel, a factor changed although v1 forbade it, and an
 // unknown partition only for a churn topic, which may have been deleted
 // (the setup topics never are, and partitions are added only once
