@@ -79,11 +79,13 @@ type ppart struct {
 	// gone: the topic or partition no longer exists; batches are dropped.
 	gone bool
 	// lostState: the broker refused the oldest unacked batch's sequence,
-	// so it has no state for us (a restart lost it, or the topic is a new
-	// one under the old name): once nothing is in flight, bump the epoch.
-	// None of the partition's unacked batches can have been appended, so
-	// all are resent under the new epoch (resend).
-	lostState, resend bool
+	// so it has no state for us (the topic is a new one under the old
+	// name, or retention removed the segments our last batches were in,
+	// and our state with them, as Kafka removes a producer whose last
+	// batch falls below the log start): once nothing is in flight, bump
+	// the epoch. A batch that may have been appended before the state
+	// went is given up then, like any other (see renumber).
+	lostState bool
 }
 
 type batch struct {
@@ -327,7 +329,7 @@ func (p *producer) pump() {
 			}
 			pp.blocked = false
 			if pp.lostState {
-				pp.lostState, pp.resend, p.needBump = false, true, true
+				pp.lostState, p.needBump = false, true
 				p.pump()
 				return
 			}
@@ -380,20 +382,21 @@ func (p *producer) initProducerID() {
 // renumber starts a partition at sequence 0 under a new epoch or id. A
 // batch that may already be in the log under the old one cannot be sent
 // again without risking a duplicate, so, as Kafka's producer fails such
-// batches to the application, it is given up with its outcome unknown —
-// unless the broker said it has no state for the partition, so nothing
-// unacknowledged there was appended.
+// batches to the application, it is given up with its outcome unknown.
+// That the broker has no state for the producer does not mean it never
+// appended them: retention may have removed them, and the state with
+// them, before the acknowledgment arrived (cluster seeds 660, 815).
 func (p *producer) renumber(pp *ppart) {
 	kept := pp.queue[:0]
 	for _, b := range pp.queue {
-		if b.maybe && !pp.resend {
+		if b.maybe {
 			p.w.trace("%s: gives up %s[%d] %v across the epoch bump", p.name, pp.topic, pp.partition, b.op.Values)
 			p.w.History.EndProduce(b.op)
 			continue
 		}
 		kept = append(kept, b)
 	}
-	pp.queue, pp.resend, pp.seq = kept, false, 0
+	pp.queue, pp.seq = kept, 0
 	for _, b := range pp.queue {
 		b.seq, b.maybe = pp.seq, false
 		pp.seq += int32(len(b.op.Values))
