@@ -48,7 +48,7 @@ type clusterNode struct {
 	t        *testing.T
 	id       int32
 	addr     string // the Kafka clients' listener
-	ctrlAddr string // the controller (peer) listener
+	ctrlAddr string // the controller (peer) listener; "" for a broker-only node
 	dataDir  string
 	voters   string
 	extra    []string // more arguments to weir, e.g. --override key=value
@@ -96,12 +96,35 @@ func startClusterWith(t *testing.T, n int, extra ...string) []*clusterNode {
 	return nodes
 }
 
+// addBroker starts a broker-only node (no controller role, not a voter)
+// with id next to the voters of nodes, and the same extra arguments.
+func addBroker(t *testing.T, nodes []*clusterNode, id int32) *clusterNode {
+	t.Helper()
+	first := nodes[0]
+	nd := &clusterNode{t: t, id: id, addr: freeAddr(t), dataDir: filepath.Join(filepath.Dir(first.dataDir), fmt.Sprintf("n%d", id)),
+		voters: first.voters, extra: first.extra, log: &lockedBuffer{}}
+	t.Cleanup(func() {
+		nd.kill()
+		if t.Failed() {
+			t.Logf("node %d log:\n%s", nd.id, nd.log.String())
+		}
+	})
+	nd.launch()
+	nd.waitListening()
+	return nd
+}
+
 // launch starts the process without waiting for it.
 func (nd *clusterNode) launch() {
 	nd.t.Helper()
+	listeners, roles := "PLAINTEXT://"+nd.addr+",CONTROLLER://"+nd.ctrlAddr, "broker,controller"
+	if nd.ctrlAddr == "" {
+		listeners, roles = "PLAINTEXT://"+nd.addr, "broker"
+	}
 	nd.cmd = exec.Command(weirBinary, append([]string{
 		"--node-id", fmt.Sprint(nd.id),
-		"--listeners", "PLAINTEXT://" + nd.addr + ",CONTROLLER://" + nd.ctrlAddr,
+		"--process-roles", roles,
+		"--listeners", listeners,
 		"--controller-listener-names", "CONTROLLER",
 		"--controller-quorum-voters", nd.voters,
 		"--log-dirs", nd.dataDir}, nd.extra...)...)
