@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,14 +34,7 @@ func TestClusterWipedBrokerRejoins(t *testing.T) {
 		"--override", "replica.lag.time.max.ms=2500")
 	wiped, other := addBroker(t, nodes, 4), addBroker(t, nodes, 5)
 	all := append(slices.Clone(nodes), wiped, other)
-	// Resume what the test froze before the cleanups kill everything.
-	t.Cleanup(func() {
-		for _, nd := range all {
-			if nd.cmd != nil && nd.cmd.Process != nil {
-				nd.cmd.Process.Signal(syscall.SIGCONT)
-			}
-		}
-	})
+	resumeAtCleanup(t, all)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	waitFor(t, 60*time.Second, "five brokers on every node", func() error {
@@ -107,18 +98,7 @@ func TestClusterWipedBrokerRejoins(t *testing.T) {
 	prod := clusterClient(t, seeds, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProduceRequestTimeout(5*time.Second), kgo.MetadataMinAge(250*time.Millisecond), kgo.MaxBufferedRecords(2000))
 	acks := newAckLog()
-	var stopping atomic.Bool
-	prodDone := make(chan struct{})
-	go func() {
-		defer close(prodDone)
-		for i := 0; !stopping.Load() && ctx.Err() == nil; i++ {
-			v := fmt.Sprintf("v%08d", i)
-			acks.mu.Lock()
-			acks.sent[v] = tp
-			acks.mu.Unlock()
-			prod.Produce(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}, acks.promise)
-		}
-	}()
+	stopProducing := produceAcked(ctx, prod, acks, parts)
 	waitProgress(t, acks, parts, map[topicPart]int{}, 500, 60*time.Second, "acknowledgements before the disk loss")
 
 	frozen = nodes[0]
@@ -183,8 +163,7 @@ func TestClusterWipedBrokerRejoins(t *testing.T) {
 		return nil
 	})
 	state("node 4 leads again", ledBy4InFullISR)
-	stopping.Store(true)
-	<-prodDone
+	stopProducing(t)
 	if err := prod.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

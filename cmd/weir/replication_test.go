@@ -20,6 +20,48 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// resumeAtCleanup resumes, when the test ends, any of nodes it left frozen
+// (SIGSTOP), before the cluster's own cleanups (registered earlier, so run
+// later) kill them.
+func resumeAtCleanup(t *testing.T, nodes []*clusterNode) {
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			if nd.cmd != nil && nd.cmd.Process != nil {
+				nd.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}
+	})
+}
+
+// produceAcked hands prod distinct values ("v%08d"), round-robin over
+// parts, noting each in acks, until the returned stop is called; stop
+// waits until the loop has handed over its last record, so that every
+// record is then acknowledged or failed once prod is flushed.
+func produceAcked(ctx context.Context, prod *kgo.Client, acks *ackLog, parts []topicPart) (stop func(t *testing.T)) {
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; !stopping.Load() && ctx.Err() == nil; i++ {
+			tp := parts[i%len(parts)]
+			v := fmt.Sprintf("v%08d", i)
+			acks.mu.Lock()
+			acks.sent[v] = tp
+			acks.mu.Unlock()
+			prod.Produce(ctx, &kgo.Record{Topic: tp.topic, Partition: tp.partition, Value: []byte(v)}, acks.promise)
+		}
+	}()
+	return func(t *testing.T) {
+		t.Helper()
+		stopping.Store(true)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the producer is still blocked 60s after it was asked to stop")
+		}
+	}
+}
+
 // sigstop freezes the process (SIGSTOP): it holds its sockets and data but
 // answers nothing, like a long GC pause or a VM stall.
 func (nd *clusterNode) sigstop() {
@@ -228,15 +270,7 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 		"--override", "broker.session.timeout.ms=3000",
 		"--override", "broker.heartbeat.interval.ms=500",
 		"--override", fmt.Sprintf("replica.lag.time.max.ms=%d", lagMs))
-	// Cleanups run last-registered first: this one resumes any process the
-	// test left frozen before startCluster's kills them.
-	t.Cleanup(func() {
-		for _, nd := range nodes {
-			if nd.cmd != nil && nd.cmd.Process != nil {
-				nd.cmd.Process.Signal(syscall.SIGCONT)
-			}
-		}
-	})
+	resumeAtCleanup(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	testStart := time.Now()
@@ -312,19 +346,7 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 	var closeProd sync.Once
 	defer closeProd.Do(prod.Close)
 	acks := newAckLog()
-	var stopping atomic.Bool
-	prodDone := make(chan struct{})
-	go func() {
-		defer close(prodDone)
-		for i := 0; !stopping.Load() && ctx.Err() == nil; i++ {
-			tp := parts[i%len(parts)]
-			v := fmt.Sprintf("v%08d", i)
-			acks.mu.Lock()
-			acks.sent[v] = tp
-			acks.mu.Unlock()
-			prod.Produce(ctx, &kgo.Record{Topic: tp.topic, Partition: tp.partition, Value: []byte(v)}, acks.promise)
-		}
-	}()
+	stopProducing := produceAcked(ctx, prod, acks, parts)
 	progress := func(since map[topicPart]int, n int, what string) time.Duration {
 		t.Helper()
 		return waitProgress(t, acks, parts, since, n, 60*time.Second, what)
@@ -457,12 +479,7 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 
 	// Stop producing; every record handed to the producer is then
 	// acknowledged or failed.
-	stopping.Store(true)
-	select {
-	case <-prodDone:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the producer is still blocked 60s after it was asked to stop")
-	}
+	stopProducing(t)
 	fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
 	if err := prod.Flush(fctx); err != nil {
 		t.Errorf("flush: %v", err)
