@@ -98,7 +98,7 @@ func TestClusterWipedBrokerRejoins(t *testing.T) {
 	prod := clusterClient(t, seeds, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProduceRequestTimeout(5*time.Second), kgo.MetadataMinAge(250*time.Millisecond), kgo.MaxBufferedRecords(2000))
 	acks := newAckLog()
-	stopProducing := produceAcked(ctx, prod, acks, parts)
+	stopProducing := produceAcked(ctx, prod, acks, parts, 0)
 	waitProgress(t, acks, parts, map[topicPart]int{}, 500, 60*time.Second, "acknowledgements before the disk loss")
 
 	frozen = nodes[0]

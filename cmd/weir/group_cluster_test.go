@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -543,26 +542,10 @@ func produceNumbered(ctx context.Context, t *testing.T, seeds []string, parts []
 		kgo.ProduceRequestTimeout(5*time.Second), kgo.MetadataMinAge(250*time.Millisecond),
 		kgo.MaxBufferedRecords(1000))
 	acks := newAckLog()
-	var stopping atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; !stopping.Load() && ctx.Err() == nil; i++ {
-			tp := parts[i%len(parts)]
-			v := fmt.Sprintf("r%07d", i)
-			acks.mu.Lock()
-			acks.sent[v] = tp
-			acks.mu.Unlock()
-			// The test's context, not one cancelled to stop: franz-go
-			// fails the buffered records of a cancelled context.
-			prod.Produce(ctx, &kgo.Record{Topic: tp.topic, Partition: tp.partition, Value: []byte(v)}, acks.promise)
-			time.Sleep(interval)
-		}
-	}()
+	stop := produceAcked(ctx, prod, acks, parts, interval)
 	return acks, func() {
 		t.Helper()
-		stopping.Store(true)
-		<-done
+		stop(t)
 		fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		if err := prod.Flush(fctx); err != nil {

@@ -34,10 +34,14 @@ func resumeAtCleanup(t *testing.T, nodes []*clusterNode) {
 }
 
 // produceAcked hands prod distinct values ("v%08d"), round-robin over
-// parts, noting each in acks, until the returned stop is called; stop
+// parts, one every interval (zero: as fast as prod takes them), noting
+// each in acks, until the returned stop is called. The records get ctx,
+// not a context cancelled to stop: franz-go fails the buffered records of
+// a cancelled context, and every record is to be acknowledged or refused
+// by a broker. stop
 // waits until the loop has handed over its last record, so that every
 // record is then acknowledged or failed once prod is flushed.
-func produceAcked(ctx context.Context, prod *kgo.Client, acks *ackLog, parts []topicPart) (stop func(t *testing.T)) {
+func produceAcked(ctx context.Context, prod *kgo.Client, acks *ackLog, parts []topicPart, interval time.Duration) (stop func(t *testing.T)) {
 	var stopping atomic.Bool
 	done := make(chan struct{})
 	go func() {
@@ -49,6 +53,7 @@ func produceAcked(ctx context.Context, prod *kgo.Client, acks *ackLog, parts []t
 			acks.sent[v] = tp
 			acks.mu.Unlock()
 			prod.Produce(ctx, &kgo.Record{Topic: tp.topic, Partition: tp.partition, Value: []byte(v)}, acks.promise)
+			time.Sleep(interval)
 		}
 	}()
 	return func(t *testing.T) {
@@ -329,10 +334,7 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 	// The producer: acks=all, idempotent (franz-go's default with acks=all),
 	// unlimited record retries (the default), round-robin over the four
 	// partitions. A bounded buffer makes Produce block while a partition
-	// has no leader, rather than queueing without end. Produce gets the
-	// test's context, not one cancelled to stop: franz-go fails the
-	// buffered records of a cancelled context, and every record is to be
-	// acknowledged or refused by a broker.
+	// has no leader, rather than queueing without end.
 	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -346,7 +348,7 @@ func TestClusterAcksAllSurvivesLeaderKill(t *testing.T) {
 	var closeProd sync.Once
 	defer closeProd.Do(prod.Close)
 	acks := newAckLog()
-	stopProducing := produceAcked(ctx, prod, acks, parts)
+	stopProducing := produceAcked(ctx, prod, acks, parts, 0)
 	progress := func(since map[topicPart]int, n int, what string) time.Duration {
 		t.Helper()
 		return waitProgress(t, acks, parts, since, n, 60*time.Second, what)
