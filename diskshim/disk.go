@@ -22,9 +22,18 @@ var ErrClosed = errors.New("diskshim: disk closed")
 type Disk struct {
 	dir     string
 	log     *slog.Logger
-	workers []*worker
+	workers int
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	// The scheduler: every lane with ops queued or running has a lane;
+	// ready holds those with ops queued and no worker on them, oldest
+	// first. A lane is run by one worker at a time, which keeps its order.
+	sched  sync.Mutex
+	wake   sync.Cond // ready grew or closed was set
+	lanes  map[string]*lane
+	ready  []*lane
+	closed bool
 
 	mu    sync.Mutex
 	files map[string]*File // by cleaned relative path; nil once closed
@@ -37,68 +46,70 @@ type job struct {
 	done func(port.DiskDone)
 }
 
-// worker runs the lanes hashed onto it. Its queue is a slice rather than a
-// channel so that it can take everything queued at once and look ahead for
+// lane is one lane's queue. Its queue is a slice rather than a channel so
+// that a worker can take everything queued at once and look ahead for
 // syncs to coalesce.
-type worker struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	queue  []job
-	spare  []job // the previous batch's array, reused to avoid allocation
-	closed bool
+type lane struct {
+	name    string
+	queue   []job
+	running bool // a worker holds the lane (it is then not in ready)
 }
 
-// New opens (creating if needed) dataDir and starts lanes worker goroutines.
-// lanes bounds how many ops run in parallel; lanes < 1 means 1.
-func New(dataDir string, lanes int, log *slog.Logger) (*Disk, error) {
+// New opens (creating if needed) dataDir and starts workers goroutines,
+// which bounds how many ops run in parallel; workers < 1 means 1.
+func New(dataDir string, workers int, log *slog.Logger) (*Disk, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	lanes = max(lanes, 1)
-	d := &Disk{dir: dataDir, log: log, files: make(map[string]*File)}
-	d.workers = make([]*worker, lanes)
-	d.wg.Add(lanes)
-	for i := range d.workers {
-		w := &worker{}
-		w.cond.L = &w.mu
-		d.workers[i] = w
-		go d.run(w)
+	d := &Disk{dir: dataDir, log: log, workers: max(workers, 1),
+		lanes: make(map[string]*lane), files: make(map[string]*File)}
+	d.wake.L = &d.sched
+	d.wg.Add(d.workers)
+	for range d.workers {
+		go d.run()
 	}
 	return d, nil
 }
 
-// Submit queues op on its lane's worker and returns at once; it never
-// blocks on IO. done (may be nil) is called from the worker when the op
-// has finished. After Close, done gets ErrClosed.
+// Submit queues op on its lane and returns at once; it never blocks on IO.
+// done (may be nil) is called from a worker when the op has finished.
+// After Close, done gets ErrClosed.
 func (d *Disk) Submit(op port.DiskOp, done func(port.DiskDone)) {
-	w := d.workers[laneIndex(op.Lane, len(d.workers))]
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	d.sched.Lock()
+	if d.closed {
+		d.sched.Unlock()
 		if done != nil {
 			// Not inline: the caller may be the loop that done feeds.
 			go done(port.DiskDone{Op: op.ID, Err: ErrClosed})
 		}
 		return
 	}
-	w.queue = append(w.queue, job{op: op, done: done})
-	w.mu.Unlock()
-	w.cond.Signal()
+	l := d.lanes[op.Lane]
+	if l == nil {
+		l = &lane{name: op.Lane}
+		d.lanes[op.Lane] = l
+	}
+	l.queue = append(l.queue, job{op: op, done: done})
+	if !l.running && len(l.queue) == 1 {
+		d.ready = append(d.ready, l)
+		d.sched.Unlock()
+		d.wake.Signal()
+		return
+	}
+	d.sched.Unlock()
 }
 
 // Close runs every queued op to completion, stops the workers and drops the
 // registry's descriptors. Handles still acquired stay usable until released.
 func (d *Disk) Close() {
 	d.once.Do(func() {
-		for _, w := range d.workers {
-			w.mu.Lock()
-			w.closed = true
-			w.mu.Unlock()
-			w.cond.Signal()
-		}
+		d.sched.Lock()
+		d.closed = true
+		d.sched.Unlock()
+		d.wake.Broadcast()
 		d.wg.Wait()
 		d.mu.Lock()
 		for _, f := range d.files {
@@ -109,58 +120,72 @@ func (d *Disk) Close() {
 	})
 }
 
-// laneIndex is FNV-1a, inlined so that hashing a lane does not allocate.
-func laneIndex(lane string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(lane); i++ {
-		h ^= uint32(lane[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
-}
-
-func (d *Disk) run(w *worker) {
+// run is a worker: it takes the lane that has waited longest, runs
+// everything queued on it, and puts it back at the end of the line if
+// more came meanwhile. A worker leaves only when closed and nothing is
+// ready; a lane it was running and that got more ops is ready again
+// before it looks, so Close loses nothing.
+func (d *Disk) run() {
 	defer d.wg.Done()
+	var spare []job // the previous batch's array, reused to avoid allocation
 	for {
-		w.mu.Lock()
-		for len(w.queue) == 0 && !w.closed {
-			w.cond.Wait()
+		d.sched.Lock()
+		for len(d.ready) == 0 && !d.closed {
+			d.wake.Wait()
 		}
-		if len(w.queue) == 0 {
-			w.mu.Unlock()
+		if len(d.ready) == 0 {
+			d.sched.Unlock()
 			return
 		}
-		batch := w.queue
-		w.queue = w.spare[:0]
-		w.mu.Unlock()
+		l := d.ready[0]
+		d.ready[0] = nil
+		d.ready = d.ready[1:]
+		l.running = true
+		batch := l.queue
+		l.queue = spare[:0]
+		d.sched.Unlock()
 
-		for i := 0; i < len(batch); {
-			n := 1
-			if op := &batch[i].op; op.Kind == port.OpSync {
-				// Adjacent syncs of one path: nothing was written to it in
-				// between, so one fsync makes all of them true.
-				for i+n < len(batch) && batch[i+n].op.Kind == port.OpSync && batch[i+n].op.Path == op.Path {
-					n++
-				}
-			}
-			// Only syncs are coalesced, so data (an OpRead's bytes) always
-			// goes to the one op that asked for it.
-			data, err := d.exec(&batch[i].op)
-			if err != nil {
-				d.log.Warn("disk op failed", "op", batch[i].op.Kind, "path", batch[i].op.Path, "err", err)
-			}
-			for _, j := range batch[i : i+n] {
-				if j.done != nil {
-					j.done(port.DiskDone{Op: j.op.ID, Err: err, Data: data})
-				}
-			}
-			i += n
-		}
-
+		d.runBatch(batch)
 		clear(batch) // drop Data and callbacks so they can be collected
-		w.mu.Lock()
-		w.spare = batch[:0]
-		w.mu.Unlock()
+		spare = batch[:0]
+
+		d.sched.Lock()
+		l.running = false
+		switch {
+		case len(l.queue) > 0:
+			d.ready = append(d.ready, l)
+			d.wake.Signal()
+		default:
+			delete(d.lanes, l.name) // idle lanes cost nothing
+		}
+		d.sched.Unlock()
+	}
+}
+
+// runBatch runs one lane's ops in order, one fdatasync for each run of
+// adjacent syncs of one path.
+func (d *Disk) runBatch(batch []job) {
+	for i := 0; i < len(batch); {
+		n := 1
+		if op := &batch[i].op; op.Kind == port.OpSync {
+			// Adjacent syncs of one path: nothing was written to it in
+			// between, so one fsync makes all of them true.
+			for i+n < len(batch) && batch[i+n].op.Kind == port.OpSync && batch[i+n].op.Path == op.Path {
+				n++
+			}
+		}
+		// Only syncs are coalesced, so data (an OpRead's bytes) always
+		// goes to the one op that asked for it.
+		data, err := d.exec(&batch[i].op)
+		if err != nil {
+			d.log.Warn("disk op failed", "op", batch[i].op.Kind, "path", batch[i].op.Path, "err", err)
+		}
+		for _, j := range batch[i : i+n] {
+			if j.done != nil {
+				j.done(port.DiskDone{Op: j.op.ID, Err: err, Data: data})
+			}
+		}
+		i += n
 	}
 }
 

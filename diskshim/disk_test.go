@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/weirmq/weir/core/port"
 )
@@ -87,6 +88,38 @@ func TestLaneOrder(t *testing.T) {
 			t.Fatalf("lane %s: file = %q, %v", lane, b, err)
 		}
 	}
+}
+
+// TestLanesSpread: with as many workers as busy lanes, every lane gets a
+// worker of its own, whatever the lanes are named (hashing names onto
+// workers would make some lanes queue behind others).
+func TestLanesSpread(t *testing.T) {
+	const lanes = 8
+	d, _ := newDisk(t, lanes)
+	var started sync.WaitGroup
+	started.Add(lanes)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for l := range lanes {
+		wg.Add(1)
+		lane := fmt.Sprintf("%s-%d", []string{"orders", "clicks"}[l%2], l/2) // partition directories
+		// Each first op blocks its worker until all of them have started:
+		// that happens only if the lanes run at once.
+		d.Submit(port.DiskOp{Kind: port.OpMkdir, Lane: lane, Path: lane}, func(port.DiskDone) {
+			started.Done()
+			<-release
+			wg.Done()
+		})
+	}
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Error("busy lanes wait for each other while workers are free")
+	}
+	close(release)
+	wg.Wait()
 }
 
 func TestSyncCoalescing(t *testing.T) {

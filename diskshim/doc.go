@@ -3,10 +3,12 @@
 // reports each completion as a port.DiskDone.
 //
 // Contract (see package port):
-//   - Ops of one lane run one at a time, in submission order. Each lane is
-//     hashed onto one of a fixed set of worker goroutines, so different lanes
-//     run in parallel without a goroutine per op, and a lane never needs a
-//     lock of its own.
+//   - Ops of one lane run one at a time, in submission order. A fixed pool
+//     of worker goroutines serves the lanes: a worker takes the lane that
+//     has waited longest and runs everything queued on it, then moves on.
+//     So busy lanes run in parallel up to the pool's size (no two lanes
+//     share a worker while another worker idles, as they would if lanes
+//     were hashed onto workers), without a goroutine per op.
 //   - done is called once per op, on the worker goroutine, never from inside
 //     Submit; completions of one lane arrive in submission order.
 //   - Errors are the OS errors, returned in DiskDone.Err; nothing panics on
@@ -17,7 +19,7 @@
 //     Fewer than Len bytes (the range runs past the file's end) is an
 //     error wrapping io.ErrUnexpectedEOF, with no Data.
 //
-// Group commit: a worker takes its whole queue at once, so a run of adjacent
+// Group commit: a worker takes a lane's whole queue at once, so a run of adjacent
 // OpSync for one path (nothing can have been written to that path between
 // them) is completed by a single fdatasync, each op still getting its own
 // DiskDone. No other kind of op is coalesced: any other op, a read
