@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -35,11 +36,22 @@ import (
 )
 
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "weir:", err)
 		os.Exit(1)
 	}
 }
+
+// defaultGCPercent is the collector's target (GOGC) unless the environment
+// sets one. Produce allocates a buffer per request frame, hundreds of MB/s
+// under load, against a live heap of tens of MiB: at Go's default of 100
+// the collector runs several times a second and its assists and pauses
+// land on produce latency (weir-bench: +20% produce throughput at 400, peak
+// RSS 35 -> 70 MiB). GOMEMLIMIT still caps the heap for those who set it.
+const defaultGCPercent = 400
 
 // overrides collects repeated --override key=value flags.
 type overrides map[string]string
