@@ -48,6 +48,7 @@ var clusterBugs = map[bugs.Bug]bool{
 	bugs.ElectOutsideISR:         true,
 	bugs.DiskLossNotDetected:     true,
 	bugs.HWIgnoresMinISR:         true,
+	bugs.NoLeaderLease:           true,
 }
 
 // firstFailure runs seeds lo..hi two at a time and returns the lowest that

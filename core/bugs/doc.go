@@ -122,6 +122,11 @@ const (
 	// ISR is smaller than min.insync.replicas: a replica that left the ISR
 	// then lacks committed records, yet is elected from the ELR (claim 1).
 	HWIgnoresMinISR
+	// NoLeaderLease lets a broker go on serving as a partition leader
+	// after its lease from the controller ran out: cut off from the
+	// controller but not from clients, it answers fetches and offset
+	// lookups that miss records a new leader has acknowledged (claim 2).
+	NoLeaderLease
 
 	numBugs
 )
@@ -153,6 +158,7 @@ var names = [...]string{
 	HandoutBeforeRelease:      "HandoutBeforeRelease",
 	DiskLossNotDetected:       "DiskLossNotDetected",
 	HWIgnoresMinISR:           "HWIgnoresMinISR",
+	NoLeaderLease:             "NoLeaderLease",
 }
 
 func (b Bug) String() string {
