@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/core/bugs"
+	"github.com/weirmq/weir/core/metadata"
 	"github.com/weirmq/weir/core/partlog"
 	"github.com/weirmq/weir/core/port"
 )
@@ -378,10 +379,17 @@ func (n *Node) maybeExpandISR(p *partition, f *replicaState) {
 }
 
 // maybeDropRemoving asks the controller to drop from p's ISR the replicas
-// a reassignment removes, once every replica it adds is in the ISR and
-// every one it removes has fetched from this leader in its epoch: then none
-// of them still believes it leads, and dropping them completes the
-// reassignment (see the controller's completeReassignment).
+// a reassignment removes, once every replica it adds is in the ISR, the
+// ISR left has the target's MinISR members, and every one it removes has
+// fetched from this leader in its epoch: then none of them still believes
+// it leads, and dropping them completes the reassignment (see the
+// controller's completeReassignment).
+//
+// Dropping them any earlier completes nothing: it leaves the ISR too small
+// for the high watermark to move, and the replicas dropped, caught up, are
+// added back at once. Each such change takes the one AlterPartition this
+// leader has in flight, so a target replica that had caught up could lose
+// the race to join the ISR for ever (seed 1365).
 func (n *Node) maybeDropRemoving(p *partition) {
 	st := p.state
 	if p.lead.alter != nil || len(st.RemovingReplicas) == 0 {
@@ -402,7 +410,10 @@ func (n *Node) maybeDropRemoving(p *partition) {
 			return
 		}
 	}
-	if len(keep) < len(st.ISR) && len(keep) > 0 {
+	target := metadata.Partition{Replicas: slices.DeleteFunc(slices.Clone(st.Replicas), func(id port.NodeID) bool {
+		return slices.Contains(st.RemovingReplicas, id)
+	})}
+	if len(keep) < len(st.ISR) && len(keep) >= target.MinISR(p.topic.cfg.MinInsyncReplicas) {
 		n.alterISR(p, keep)
 	}
 }

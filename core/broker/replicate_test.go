@@ -7,6 +7,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -264,5 +265,64 @@ func TestFollowerForgetsEmptyLeadership(t *testing.T) {
 	rvDrive(n, fs, now)
 	if p.log.EndOffset() != 1 {
 		t.Fatalf("a batch of epoch 0 refused: log end %d", p.log.EndOffset())
+	}
+}
+
+// A leader drops the replicas a reassignment removes from the ISR only
+// when that completes the reassignment: the ISR left must have the
+// target's min.insync.replicas members, as the controller requires.
+// Dropping them sooner held the high watermark, and the replicas dropped
+// were added back at once, in a loop that kept a caught-up target replica
+// out of the ISR (seed 1365).
+func TestLeaderDropsRemovedReplicasOnlyToComplete(t *testing.T) {
+	minISR := "3"
+	n, fs, now := replNode(t, metadata.Record{Config: &metadata.ConfigRecord{
+		Resource: metadata.ResourceTopic, Name: "r", Key: "min.insync.replicas", Value: &minISR}})
+	rvDrive(n, fs, now)
+	// altered returns the ISRs node 2 asks the controller for in effs.
+	altered := func(effs []port.Effect) [][]int32 {
+		var out [][]int32
+		for _, e := range effs {
+			sp, ok := e.(port.SendPeer)
+			if !ok || len(sp.Data) == 0 || sp.Data[0] != peerCtrlReq {
+				continue
+			}
+			if _, req, err := decodeCall(sp.Data[1:]); err == nil {
+				if ap, ok := req.(*kmsg.AlterPartitionRequest); ok {
+					var isr []int32
+					for _, m := range ap.Topics[0].Partitions[0].NewEpochISR {
+						isr = append(isr, m.BrokerID)
+					}
+					out = append(out, isr)
+				}
+			}
+		}
+		return out
+	}
+	commit := func(index uint64, recs ...metadata.Record) []port.Effect {
+		msg := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 1, Index: index - 1, LogTerm: 1, Commit: index,
+			Entries: []raft.Entry{{Index: index, Term: 1, Data: rvBatch(recs...)}}}
+		n.Step(now, port.PeerMessage{From: 1, Data: raft.AppendMessage([]byte{peerRaft}, msg)})
+		return rvDrive(n, fs, now)
+	}
+	register := func(id port.NodeID) metadata.Record {
+		return metadata.Record{RegisterBroker: &metadata.RegisterBrokerRecord{ID: id, Epoch: int64(id)}}
+	}
+	// r-0, on [2 4 1] with 4 out of the ISR, moves to [2 3 4]: 3, the
+	// replica being added, has joined the ISR; 4 lags.
+	reassigning := func(epoch int32, isr ...port.NodeID) metadata.Record {
+		return metadata.Record{Partition: &metadata.PartitionRecord{TopicID: replTopicID, Partition: 0,
+			Replicas: []port.NodeID{2, 3, 4, 1}, ISR: isr, Leader: 2, LeaderEpoch: 1, PartitionEpoch: epoch,
+			AddingReplicas: []port.NodeID{3}, RemovingReplicas: []port.NodeID{1}}}
+	}
+	if got := altered(commit(4, register(3), register(4), reassigning(1, 1, 2, 3))); len(got) > 0 {
+		t.Fatalf("asked for ISR %v before node 1 fetched in this epoch", got)
+	}
+	n.Step(now, port.PeerMessage{From: 1, Data: replicaFetchTo(9, 0, -1)})
+	if got := altered(rvDrive(n, fs, now)); len(got) > 0 {
+		t.Fatalf("asked for ISR %v: [2 3] is below the target's min.insync.replicas, it completes nothing", got)
+	}
+	if got := altered(commit(5, reassigning(2, 1, 2, 3, 4))); len(got) != 1 || !slices.Equal(got[0], []int32{2, 3, 4}) {
+		t.Fatalf("asked for ISRs %v once 4 joined, want one for [2 3 4]", got)
 	}
 }
