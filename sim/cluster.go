@@ -101,6 +101,7 @@ func (r *run) startCluster(seed uint64) {
 		bootPending: make([]bool, cfg.Nodes), restarting: make([]bool, cfg.Nodes)}
 	r.cluster = c
 	c.log = check.NewMetaLog(r.fail)
+	c.log.Trace = func(msg string) { c.tr.Add("meta", msg) }
 	c.heardAt = make([][]sched.Time, cfg.Nodes)
 	for i := range c.heardAt {
 		c.heardAt[i] = make([]sched.Time, cfg.Nodes)

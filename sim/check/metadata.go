@@ -26,8 +26,13 @@ type MetaLog struct {
 	votes       map[voteKey]port.NodeID
 	sentTerm    map[int]uint64
 	leaderOf    map[uint64]port.NodeID
+	topicNames  map[[16]byte]string
 	// LastIndex is the highest index any node applied.
 	LastIndex uint64
+	// Trace, if set, gets a line for every partition change, once, when
+	// the first node applies it: the partition's state is otherwise
+	// invisible in a run's trace.
+	Trace func(msg string)
 }
 
 type appliedEntry struct {
@@ -46,7 +51,7 @@ type leaderKey struct {
 func NewMetaLog(fail func(Failure)) *MetaLog {
 	return &MetaLog{fail: fail, entries: map[uint64]appliedEntry{}, controllers: map[uint64]int{},
 		leaders: map[leaderKey]int32{}, votes: map[voteKey]port.NodeID{}, sentTerm: map[int]uint64{},
-		leaderOf: map[uint64]port.NodeID{}}
+		leaderOf: map[uint64]port.NodeID{}, topicNames: map[[16]byte]string{}}
 }
 
 // Applied records that node applied the entry at index.
@@ -75,7 +80,14 @@ func (l *MetaLog) Applied(node int, index, term uint64, data []byte) {
 		return
 	}
 	for _, r := range recs {
+		if r.Topic != nil {
+			l.topicNames[r.Topic.ID] = r.Topic.Name
+		}
 		p := r.Partition
+		if p != nil && l.Trace != nil {
+			l.Trace(fmt.Sprintf("entry %d: %s[%d] leader %d (epoch %d, partition epoch %d) replicas %v isr %v elr %v adding %v removing %v",
+				index, l.topicNames[p.TopicID], p.Partition, p.Leader, p.LeaderEpoch, p.PartitionEpoch, p.Replicas, p.ISR, p.ELR, p.AddingReplicas, p.RemovingReplicas))
+		}
 		if p == nil || p.Leader < 0 {
 			continue
 		}
