@@ -242,6 +242,9 @@ func (o *ownership) check(t *testing.T) {
 	if bad > 20 {
 		t.Errorf("group %s: ... %d partitions assigned while held, in all", o.group, bad)
 	}
+	if bad > 0 {
+		t.Logf("group %s: the members reported: %s", o.group, strings.Join(o.events, "; "))
+	}
 }
 
 // clusterGroup is one consumer group of these tests: what its members
