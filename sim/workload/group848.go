@@ -139,7 +139,7 @@ func (m *member) join848(after sched.Time) {
 	c := m.kip848
 	c.life++
 	life := c.life
-	m.w.Loop.After(after, func() {
+	m.w.Loop.After(m.notBeforeBack(after), func() {
 		if c.life != life || !m.live() {
 			return
 		}
