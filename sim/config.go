@@ -275,6 +275,18 @@ func (c *Config) drawGroups() {
 		c.Broker["group.consumer.min.heartbeat.interval.ms"] = "1000"
 		c.Broker["group.consumer.heartbeat.interval.ms"] = strconv.FormatInt(r.Range(1, 3)*1000, 10)
 	}
+	c.drawGroupAdmin()
+}
+
+// drawGroupAdmin switches the group admin on for some seeds with groups,
+// from its own stream so the other draws mean what they meant.
+func (c *Config) drawGroupAdmin() {
+	r := rng.New(c.Seed, "config/group-admin")
+	if !r.Chance(rng.Ratio{Num: 60, Den: 100}) {
+		return
+	}
+	lo := sched.Time(r.Range(3, 10)) * sched.Second
+	c.Workload.GroupAdminEvery = [2]sched.Time{lo, lo * r.Range(2, 3)}
 }
 
 // groupFence is how soon a KIP-848 coordinator may fence a member on its
@@ -410,7 +422,7 @@ func (c *Config) String() string {
 	p("workload: %d idempotent + %d plain producers (batch every %v-%v, up to %d records), %d consumers, admin %v (%d churn topics %s), request timeout %v",
 		w.IdempotentProducers, w.PlainProducers, dur(w.ProduceEvery[0]), dur(w.ProduceEvery[1]), w.MaxBatchRecords,
 		w.Consumers, w.Admin, w.ChurnTopics, kv(w.ChurnConfigs), dur(w.RequestTimeout))
-	p("consumer groups: %d (%d of them KIP-848), of %d members each", w.Groups, w.ConsumerGroups, w.GroupMembers)
+	p("consumer groups: %d (%d of them KIP-848), of %d members each; group admin %s", w.Groups, w.ConsumerGroups, w.GroupMembers, iv(w.GroupAdminEvery))
 	d := c.Disk
 	p("disk: latency %v-%v, slow %v (up to %v), write EIO %v, fsync EIO %v, ENOSPC %v, bit flip %v, crash keeps sectors %v, dir ops %v, grace %v",
 		dur(d.MinLatency), dur(d.MaxLatency), d.Slow, dur(d.SlowLatency), d.WriteEIO, d.SyncEIO, d.NoSpace, d.BitFlip, d.KeepSector, d.KeepDirOps, dur(c.DiskGrace))

@@ -127,6 +127,10 @@ const (
 	// controller but not from clients, it answers fetches and offset
 	// lookups that miss records a new leader has acknowledged (claim 2).
 	NoLeaderLease
+	// TombstoneNotReplayed makes the replay of __consumer_offsets skip
+	// the tombstones of offsets and groups: after a coordinator moves, a
+	// deleted group comes back with the offsets it had (claim 5).
+	TombstoneNotReplayed
 
 	numBugs
 )
@@ -159,6 +163,7 @@ var names = [...]string{
 	DiskLossNotDetected:       "DiskLossNotDetected",
 	HWIgnoresMinISR:           "HWIgnoresMinISR",
 	NoLeaderLease:             "NoLeaderLease",
+	TombstoneNotReplayed:      "TombstoneNotReplayed",
 }
 
 func (b Bug) String() string {

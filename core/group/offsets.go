@@ -361,7 +361,6 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
 		return
 	}
-	subscribed := g.subscribedTopics()
 	var tombstones []Record
 	for ti := range resp.Topics {
 		rt := &resp.Topics[ti]
@@ -370,7 +369,7 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 			if rp.ErrorCode != 0 {
 				continue
 			}
-			if !g.empty() && subscribed[rt.Topic] {
+			if !g.empty() && g.subscribedTo(rt.Topic) {
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 				continue
 			}
@@ -387,31 +386,33 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 	}
 }
 
-// subscribedTopics is the union of the topics the members subscribe to,
-// from their consumer protocol metadata for the selected protocol (Kafka's
-// ConsumerProtocol); metadata that does not decode subscribes to nothing,
-// as in Kafka.
-func (g *group) subscribedTopics() map[string]bool {
-	topics := map[string]bool{}
+// subscribedTo reports whether a member subscribes to topic, from the
+// members' consumer protocol metadata for the selected protocol (Kafka's
+// ConsumerProtocol). A consumer group whose subscriptions are unknown (no
+// protocol selected yet, or metadata that does not decode) counts as
+// subscribed to every topic, as in Kafka (ClassicGroup.isSubscribedToTopic):
+// deleting offsets a member may be using would send it back to its reset
+// policy.
+func (g *group) subscribedTo(topic string) bool {
 	if g.cg != nil {
 		for _, m := range g.cg.members {
-			for _, t := range g.cg.subscribedNames(m) {
-				topics[t] = true
+			if slices.Contains(g.cg.subscribedNames(m), topic) {
+				return true
 			}
 		}
-		return topics
+		return false
 	}
-	if g.protocol == nil || g.protocolType != "consumer" {
-		return topics
+	if g.protocolType != "consumer" {
+		return false
+	}
+	if g.protocol == nil {
+		return true
 	}
 	for _, m := range g.members {
 		var md kmsg.ConsumerMemberMetadata
-		if err := md.ReadFrom(m.metadata(*g.protocol)); err != nil {
-			continue
-		}
-		for _, t := range md.Topics {
-			topics[t] = true
+		if err := md.ReadFrom(m.metadata(*g.protocol)); err != nil || slices.Contains(md.Topics, topic) {
+			return true
 		}
 	}
-	return topics
+	return false
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/core/bugs"
 )
 
 // Host is what a coordinator needs from the broker it runs in.
@@ -144,7 +146,9 @@ func (c *Coordinator) Replay(partition int32, r Record) error {
 		}
 		tp := topicPartition{k.Topic, k.Partition}
 		if r.Value == nil {
-			delete(l.offsets[k.Group], tp)
+			if !bugs.On(bugs.TombstoneNotReplayed) {
+				delete(l.offsets[k.Group], tp)
+			}
 			return nil
 		}
 		var v kmsg.OffsetCommitValue
@@ -163,7 +167,9 @@ func (c *Coordinator) Replay(partition int32, r Record) error {
 		if r.Value == nil {
 			// Offsets have tombstones of their own: a group that
 			// changes type (KIP-848) keeps them.
-			delete(l.groups, k.Group)
+			if !bugs.On(bugs.TombstoneNotReplayed) {
+				delete(l.groups, k.Group)
+			}
 			return nil
 		}
 		v := new(kmsg.GroupMetadataValue)

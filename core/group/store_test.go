@@ -150,3 +150,25 @@ func TestOffsetDelete(t *testing.T) {
 		t.Fatalf("kept offset after a reload: %d", off)
 	}
 }
+
+// A consumer group whose members' subscriptions do not decode counts as
+// subscribed to every topic, as in Kafka: OffsetDelete keeps its offsets.
+func TestOffsetDeleteUnknownSubscription(t *testing.T) {
+	h := newHarness(t, testConfig())
+	wantCode(t, "commit", h.commit(8, "g", "", -1, "u", 0, 6), nil)
+	ra := h.joinWith("g", "", joinOpts{version: 3, protocols: []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}}).ok()
+	h.sync("g", ra.MemberID, ra.Generation, map[string]string{ra.MemberID: "A"})
+	req := kmsg.NewPtrOffsetDeleteRequest()
+	req.Group = "g"
+	req.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "u", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	resp.Topics = []kmsg.OffsetDeleteResponseTopic{{Topic: "u", Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 0}}}}
+	h.c.OffsetDelete(h.now, req, resp)
+	h.flush()
+	if top, part := resp.ErrorCode, resp.Topics[0].Partitions[0].ErrorCode; top != 0 || part != kerr.GroupSubscribedToTopic.Code {
+		t.Fatalf("undecodable subscription: %v %v", kerr.ErrorForCode(top), kerr.ErrorForCode(part))
+	}
+	if off, _ := h.c.Committed("g", "u", 0); off != 6 {
+		t.Fatalf("offset of a topic the group may use: %d", off)
+	}
+}

@@ -16,8 +16,10 @@
 //     acknowledged commits never move back, an offset fetch sees every
 //     commit acknowledged before it, no commit of a generation the
 //     coordinator moved past succeeds, and each group's commits and offset
-//     fetches of a partition are linearizable (Porcupine, a register) —
-//     over the whole run, since group state is durable.
+//     fetches of a partition are linearizable (Porcupine, a register that
+//     deletes reset) — over the whole run, since group state is durable,
+//     comparing generations and offsets only where no DeleteGroups or
+//     OffsetDelete may have taken effect between them.
 //   - Monitor (claims 1 and 2, online): invariants checked as each response
 //     arrives — the high watermark a client sees never goes back (nor below
 //     an acknowledged offset), the log start never passes it, no record is

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -38,15 +39,20 @@ const Claim5 = "claim 5: one owner per partition per generation; committed offse
 //
 // Groups and committed offsets are durable: they are written to
 // __consumer_offsets and move with its partitions' leaders, so every check
-// spans the whole history, node crashes and coordinator moves included. A
-// group's generations never go back while it lives, and a group is
-// deleted (and would number from 0 again) only by the retention sweep,
-// every offsets.retention.check.interval.ms, ten minutes by default,
-// longer than any run.
+// spans the whole history, node crashes and coordinator moves included.
+// So are their deletions (DeleteGroups, OffsetDelete), tombstones in the
+// same log: a delete is a write of "no committed offset" to the
+// partitions it concerns, and a deleted group starts over, numbering its
+// generations from 0 again. Each check therefore holds two operations to
+// each other only when no delete may have taken effect between them (see
+// deletion): generations and owners are compared within one incarnation
+// of a group, and an offset may move back only across a delete. The
+// retention sweep (offsets.retention.check.interval.ms, ten minutes by
+// default, longer than any run) never fires.
 //
-// A commit counts as acknowledged for a partition answered with no
-// error; one answered with an error or not at all is unacknowledged (see
-// maybeCommitted for which of those may still have taken effect).
+// A commit or delete counts as acknowledged for a partition answered with
+// no error; one answered with an error or not at all is unacknowledged
+// (see maybeCommitted for which of those may still have taken effect).
 func Groups(h *history.History, fence FenceBounds, timeoutSec int) []Failure {
 	var out []Failure
 	byGroup := map[string][]*history.GroupOp{}
@@ -63,10 +69,11 @@ func Groups(h *history.History, fence FenceBounds, timeoutSec int) []Failure {
 		fail := func(msg string) {
 			out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf("group %s: %s", g, msg)})
 		}
-		owners(ops, fail)
+		dels := deletions(ops)
+		owners(ops, dels, fail)
 		handouts(ops, fence, fail)
-		offsets(ops, fail)
-		generations(ops, fail)
+		offsets(ops, dels, fail)
+		generations(ops, dels, fail)
 	}
 	deliveries(h, func(group, msg string) {
 		out = append(out, Failure{Checker: "groups", Claim: Claim5, Msg: fmt.Sprintf("group %s: %s", group, msg)})
@@ -79,36 +86,36 @@ func describe(op *history.GroupOp) string {
 		op.Kind, op.ID, op.Member, op.MemberID, op.Generation, seconds(op.Call), seconds(op.Return), op.ErrCode)
 }
 
-// owners: within a generation, each partition has at most one owner.
-func owners(ops []*history.GroupOp, fail func(string)) {
+// owners: within a generation of one incarnation of the group, each
+// partition has at most one owner.
+func owners(ops []*history.GroupOp, dels []deletion, fail func(string)) {
 	type slot struct {
 		gen       int32
 		topic     string
 		partition int32
 	}
-	owner := map[slot]*history.GroupOp{}
+	owners := map[slot][]*history.GroupOp{}
 	for _, op := range ops {
 		if op.Kind != history.Sync || op.ErrCode != 0 {
 			continue
 		}
 		for _, p := range op.Parts {
 			s := slot{op.Generation, op.Topic, p.Partition}
-			prev := owner[s]
-			if prev == nil {
-				owner[s] = op
-				continue
+			for _, prev := range owners[s] {
+				if prev.MemberID != op.MemberID && !regrouped(dels, prev, op) {
+					fail(fmt.Sprintf("partition %s[%d] assigned to two members in generation %d: %s and %s",
+						op.Topic, p.Partition, op.Generation, describe(prev), describe(op)))
+				}
 			}
-			if prev.MemberID != op.MemberID {
-				fail(fmt.Sprintf("partition %s[%d] assigned to two members in generation %d: %s and %s",
-					op.Topic, p.Partition, op.Generation, describe(prev), describe(op)))
-			}
+			owners[s] = append(owners[s], op)
 		}
 	}
 }
 
 // offsets: acknowledged commits never move back, and an offset fetch sees
-// at least every commit acknowledged before it began.
-func offsets(ops []*history.GroupOp, fail func(string)) {
+// at least every commit acknowledged before it began, unless a delete of
+// the partition may have taken effect between the two.
+func offsets(ops []*history.GroupOp, dels []deletion, fail func(string)) {
 	type part struct {
 		topic     string
 		partition int32
@@ -130,12 +137,13 @@ func offsets(ops []*history.GroupOp, fail func(string)) {
 		}
 	}
 	// highest returns the commit with the highest offset among those
-	// acknowledged before t.
-	highest := func(k part, t int64) (acked, bool) {
+	// acknowledged before op began and not possibly deleted since.
+	highest := func(k part, op *history.GroupOp) (acked, bool) {
 		var best acked
 		found := false
 		for _, c := range commits[k] {
-			if c.op.Return < t && (!found || c.offset > best.offset) {
+			if c.op.Return < op.Call && (!found || c.offset > best.offset) &&
+				!mayDelete(dels, k.topic, k.partition, c.op.Call, op.Return) {
 				best, found = c, true
 			}
 		}
@@ -146,7 +154,7 @@ func offsets(ops []*history.GroupOp, fail func(string)) {
 			if p.ErrCode != 0 || op.Kind != history.Commit && op.Kind != history.FetchOffsets {
 				continue
 			}
-			before, ok := highest(part{op.Topic, p.Partition}, op.Call)
+			before, ok := highest(part{op.Topic, p.Partition}, op)
 			if !ok || p.Offset >= before.offset {
 				continue
 			}
@@ -163,13 +171,13 @@ func offsets(ops []*history.GroupOp, fail func(string)) {
 
 // generations: a commit never succeeds for a generation older than one
 // whose assignment a member received (a successful SyncGroup) before the
-// commit was sent: by then the partitions had new owners, and the
-// coordinator had stored the new generation, so no failover can take it
-// back. A JoinGroup answer alone is not enough: the generation it
+// commit was sent, in the same incarnation of the group: by then the
+// partitions had new owners, and the coordinator had stored the new
+// generation, so no failover can take it back. A JoinGroup answer alone is not enough: the generation it
 // announces is stored only with its assignment (as in Kafka), so a
 // coordinator that fails between the two comes back at the older
 // generation, and its members rightly carry on in it.
-func generations(ops []*history.GroupOp, fail func(string)) {
+func generations(ops []*history.GroupOp, dels []deletion, fail func(string)) {
 	var syncs []*history.GroupOp
 	for _, op := range ops {
 		if op.Kind == history.Sync && op.ErrCode == 0 {
@@ -188,13 +196,79 @@ func generations(ops []*history.GroupOp, fail func(string)) {
 			continue
 		}
 		for _, s := range syncs {
-			if s.Return < op.Call && s.Generation > op.Generation {
+			if s.Return < op.Call && s.Generation > op.Generation && !regrouped(dels, s, op) {
 				fail(fmt.Sprintf("a commit with generation %d succeeded after generation %d was handed out: %s, then %s",
 					op.Generation, s.Generation, describe(s), describe(op)))
 				break
 			}
 		}
 	}
+}
+
+// deletion is a delete that may have taken effect on one partition (all
+// of the group's, for DeleteGroups): at some time in [from, to], to being
+// Infinity when its outcome is unknown (see maybeCommitted).
+type deletion struct {
+	op        *history.GroupOp
+	group     bool // DeleteGroups: every partition, and the generations
+	topic     string
+	partition int32
+	from, to  int64
+}
+
+// deletions lists the deletes among a group's operations that may have
+// taken effect; refused ones did not.
+func deletions(ops []*history.GroupOp) []deletion {
+	var out []deletion
+	window := func(op *history.GroupOp, code int16) (int64, bool) {
+		switch {
+		case code == 0:
+			return op.Return, true
+		case maybeCommitted(code):
+			return history.Infinity, true
+		}
+		return 0, false
+	}
+	for _, op := range ops {
+		switch op.Kind {
+		case history.DeleteGroup:
+			if to, ok := window(op, op.ErrCode); ok {
+				out = append(out, deletion{op: op, group: true, from: op.Call, to: to})
+			}
+		case history.DeleteOffsets:
+			for _, p := range op.Parts {
+				if to, ok := window(op, p.ErrCode); ok {
+					out = append(out, deletion{op: op, topic: op.Topic, partition: p.Partition, from: op.Call, to: to})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mayDelete reports whether a delete of the partition may have taken
+// effect after an operation that took effect no sooner than lo and before
+// one that took effect no later than hi.
+func mayDelete(dels []deletion, topic string, partition int32, lo, hi int64) bool {
+	for _, d := range dels {
+		if (d.group || d.topic == topic && d.partition == partition) && d.from < hi && d.to > lo {
+			return true
+		}
+	}
+	return false
+}
+
+// regrouped reports whether the group may have been deleted between
+// operations a and b (in either order), so that they may belong to
+// different incarnations of it, whose generations are unrelated.
+func regrouped(dels []deletion, a, b *history.GroupOp) bool {
+	lo, hi := min(a.Call, b.Call), max(a.Return, b.Return)
+	for _, d := range dels {
+		if d.group && d.from < hi && d.to > lo {
+			return true
+		}
+	}
+	return false
 }
 
 // maybeCommitted reports whether a commit answered for a partition with
@@ -215,9 +289,10 @@ func maybeCommitted(code int16) bool {
 
 // The Porcupine model of one group's committed offset of one partition: a
 // register, initially "no offset" (-1, as OffsetFetch says it), that a
-// commit writes and a successful offset fetch reads.
+// commit writes, a delete writes back to -1, and a successful offset fetch
+// reads.
 type offsetOp struct {
-	commit bool
+	write  bool
 	offset int64
 	desc   string
 }
@@ -226,7 +301,7 @@ var offsetModel = porcupine.Model{
 	Init: func() any { return int64(-1) },
 	Step: func(state, input, _ any) (bool, any) {
 		op := input.(*offsetOp)
-		if op.commit {
+		if op.write {
 			return true, op.offset
 		}
 		return state.(int64) == op.offset, state
@@ -236,15 +311,17 @@ var offsetModel = porcupine.Model{
 	DescribeState:     func(state any) string { return fmt.Sprintf("offset %d", state.(int64)) },
 }
 
-// offsetOperations turns commits and offset fetches into Porcupine
-// operations, by the group and partition they concern (keys in order). An
-// acknowledged commit writes between its call and return; one that may
-// have taken effect (maybeCommitted) may write at any time after its call,
-// or never, so its return is left at infinity; a refused one is left out.
-// So is one that may have taken effect but whose offset no fetch returned:
-// had it taken effect, no read could have come before the next write, so
-// leaving it out changes no verdict, and spares Porcupine a search over
-// when it did.
+// offsetOperations turns commits, deletes and offset fetches into
+// Porcupine operations, by the group and partition they concern (keys in
+// order); a DeleteGroups concerns every partition the group's other
+// operations name. An acknowledged commit or delete writes between its
+// call and return; one that may have taken effect (maybeCommitted) may
+// write at any time after its call, or never, so its return is left at
+// infinity; a refused one is left out. So is one that may have taken
+// effect but whose offset (-1 for a delete) no fetch returned: had it
+// taken effect, no read could have come before the next write, so leaving
+// it out changes no verdict, and spares Porcupine a search over when it
+// did.
 func offsetOperations(ops []*history.GroupOp) ([]Part, map[Part][]porcupine.Operation) {
 	key := func(op *history.GroupOp, p history.GroupPart) Part {
 		return Part{Group: op.Group, Topic: op.Topic, Partition: p.Partition}
@@ -273,26 +350,46 @@ func offsetOperations(ops []*history.GroupOp) ([]Part, map[Part][]porcupine.Oper
 		}
 		byKey[k] = append(byKey[k], o)
 	}
+	// write adds op's write of offset to k, as its error code says; what
+	// names the write for the visualization.
+	write := func(k Part, op *history.GroupOp, offset int64, code int16, what string) {
+		o := porcupine.Operation{ClientId: op.Client, Call: op.Call, Return: op.Return}
+		switch {
+		case code == 0:
+			o.Input = &offsetOp{write: true, offset: offset, desc: fmt.Sprintf("%s %s #%d%s, acknowledged", op.Member, op.Kind, op.ID, what)}
+		case maybeCommitted(code) && read[k][offset]:
+			o.Return = history.Infinity
+			o.Input = &offsetOp{write: true, offset: offset,
+				desc: fmt.Sprintf("%s %s #%d%s, error %d: outcome unknown", op.Member, op.Kind, op.ID, what, code)}
+		default:
+			return
+		}
+		add(k, o)
+	}
 	for _, op := range ops {
 		for _, p := range op.Parts {
 			k := key(op, p)
-			o := porcupine.Operation{ClientId: op.Client, Call: op.Call, Return: op.Return}
 			switch {
 			case op.Kind == history.FetchOffsets && p.ErrCode == 0:
-				o.Input = &offsetOp{offset: p.Offset, desc: fmt.Sprintf("%s fetch-offsets #%d -> %d", op.Member, op.ID, p.Offset)}
-			case op.Kind != history.Commit:
-				continue
-			case p.ErrCode == 0:
-				o.Input = &offsetOp{commit: true, offset: p.Offset,
-					desc: fmt.Sprintf("%s commit #%d of %d (gen %d), acknowledged", op.Member, op.ID, p.Offset, op.Generation)}
-			case maybeCommitted(p.ErrCode) && read[k][p.Offset]:
-				o.Return = history.Infinity
-				o.Input = &offsetOp{commit: true, offset: p.Offset,
-					desc: fmt.Sprintf("%s commit #%d of %d (gen %d), error %d: outcome unknown", op.Member, op.ID, p.Offset, op.Generation, p.ErrCode)}
-			default:
-				continue
+				add(k, porcupine.Operation{ClientId: op.Client, Call: op.Call, Return: op.Return,
+					Input: &offsetOp{offset: p.Offset, desc: fmt.Sprintf("%s fetch-offsets #%d -> %d", op.Member, op.ID, p.Offset)}})
+			case op.Kind == history.Commit:
+				write(k, op, p.Offset, p.ErrCode, fmt.Sprintf(" of %d (gen %d)", p.Offset, op.Generation))
+			case op.Kind == history.DeleteOffsets:
+				write(k, op, -1, p.ErrCode, "")
 			}
-			add(k, o)
+		}
+	}
+	// Deleted groups take every partition their operations named.
+	named := slices.Clone(keys)
+	for _, op := range ops {
+		if op.Kind != history.DeleteGroup {
+			continue
+		}
+		for _, k := range named {
+			if k.Group == op.Group {
+				write(k, op, -1, op.ErrCode, "")
+			}
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -350,6 +447,11 @@ func visualizeOffsets(h *history.History, p Part, timeoutSec int) (string, error
 // or skipped by one because retention had removed it. A committed offset
 // is a position members reached by reading, so a record below it that no
 // member read was lost to the group.
+//
+// Deletes change nothing here: members start from a committed offset (one
+// reached by reading) or, with none, from the log start, so every offset a
+// group ever committed, in any incarnation, was reached by reading from
+// the log start; a delete only makes them read again.
 func deliveries(h *history.History, fail func(group, msg string)) {
 	type key struct {
 		group, topic string

@@ -223,3 +223,68 @@ func TestDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// delGroup is an admin's DeleteGroups of group g, called at call and
+// answered at ret with error code code.
+func delGroup(call, ret int64, code int16) *history.GroupOp {
+	return &history.GroupOp{Kind: history.DeleteGroup, Group: "g", Topic: "t", Member: "admin", Generation: -1,
+		Call: call, Return: ret, ErrCode: code}
+}
+
+// delOffsets is an admin's OffsetDelete of some of group g's partitions.
+func delOffsets(call, ret int64, parts ...history.GroupPart) *history.GroupOp {
+	return &history.GroupOp{Kind: history.DeleteOffsets, Group: "g", Topic: "t", Member: "admin", Generation: -1,
+		Call: call, Return: ret, Parts: parts}
+}
+
+// A delete writes "no committed offset": offsets may move back across one
+// that may have taken effect, and a deleted group's generations start
+// over; a refused delete, or one of another partition, excuses nothing,
+// and an acknowledged one must be seen.
+func TestGroupDeletes(t *testing.T) {
+	op := groupOp
+	const never = history.Infinity
+	const nonEmpty, subscribed = 68, 86
+	cases := []struct {
+		name  string
+		ops   []*history.GroupOp
+		fails bool
+	}{
+		{"generation numbers reused after the group was deleted", []*history.GroupOp{
+			op(history.Sync, "a", 1, 0, 1, at(0, 0)), delGroup(2, 3, 0), op(history.Sync, "b", 1, 4, 5, at(0, 0))}, false},
+		{"generation numbers reused after a refused delete", []*history.GroupOp{
+			op(history.Sync, "a", 1, 0, 1, at(0, 0)), delGroup(2, 3, nonEmpty), op(history.Sync, "b", 1, 4, 5, at(0, 0))}, true},
+		{"two owners in one generation after a delete", []*history.GroupOp{
+			delGroup(0, 1, 0), op(history.Sync, "a", 1, 2, 3, at(0, 0)), op(history.Sync, "b", 1, 4, 5, at(0, 0))}, true},
+		{"a new incarnation commits below the old one's generation", []*history.GroupOp{
+			op(history.Sync, "b", 5, 0, 1), delGroup(2, 3, 0), op(history.Sync, "a", 1, 4, 5, at(0, 0)),
+			op(history.FetchOffsets, "a", 1, 6, 7, at(0, -1)), op(history.Commit, "a", 1, 8, 9, at(0, 3))}, false},
+		{"a lost delete may have happened", []*history.GroupOp{
+			op(history.Sync, "b", 5, 0, 1), delGroup(2, never, -1), op(history.Commit, "a", 1, 8, 9, at(0, 3))}, false},
+		{"commit moves back across a delete", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delOffsets(2, 3, at(0, -1)), op(history.Commit, "a", 1, 4, 5, at(0, 5))}, false},
+		{"commit moves back across a refused offset delete", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delOffsets(2, 3, failed(0, -1, subscribed)),
+			op(history.Commit, "a", 1, 4, 5, at(0, 5))}, true},
+		{"commit moves back across a delete of another partition", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delOffsets(2, 3, at(1, -1)), op(history.Commit, "a", 1, 4, 5, at(0, 5))}, true},
+		{"deleted offsets come back", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delOffsets(2, 3, at(0, -1)), op(history.FetchOffsets, "a", 1, 4, 5, at(0, 10))}, true},
+		{"a deleted group's offsets come back", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delGroup(2, 3, 0), op(history.FetchOffsets, "a", 1, 4, 5, at(0, 10))}, true},
+		{"a deleted group's offsets are gone", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delGroup(2, 3, 0), op(history.FetchOffsets, "a", 1, 4, 5, at(0, -1))}, false},
+		{"a commit after the delete is seen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delGroup(2, 3, 0), op(history.Commit, "a", 1, 4, 5, at(0, 3)),
+			op(history.FetchOffsets, "a", 1, 6, 7, at(0, 3))}, false},
+		{"an ambiguous delete seen, then unseen", []*history.GroupOp{
+			op(history.Commit, "a", 1, 0, 1, at(0, 10)), delGroup(2, never, -1),
+			op(history.FetchOffsets, "a", 1, 4, 5, at(0, 10)), op(history.FetchOffsets, "a", 1, 6, 7, at(0, -1)),
+			op(history.FetchOffsets, "a", 1, 8, 9, at(0, 10))}, true},
+	}
+	for _, c := range cases {
+		if got := Groups(groupHistory(c.ops...), FenceBounds{}, 10); (len(got) > 0) != c.fails {
+			t.Errorf("%s: failures %v, want failing %v", c.name, got, c.fails)
+		}
+	}
+}

@@ -39,6 +39,8 @@ const (
 	AdminCreatePartitions // partitions are added during the run
 	AdminReassign         // a data partition's replicas are reassigned (cluster runs)
 	AdminCancelReassign   // a partition reassignment is cancelled (cluster runs)
+	AdminDeleteGroup      // a consumer group is deleted (acknowledged)
+	AdminDeleteOffsets    // a group's committed offsets are deleted (acknowledged)
 
 	NumClasses
 )
@@ -69,6 +71,8 @@ var names = [NumClasses]string{
 	AdminCreatePartitions: "admin.create-partitions",
 	AdminReassign:         "admin.reassign",
 	AdminCancelReassign:   "admin.cancel-reassign",
+	AdminDeleteGroup:      "admin.delete-group",
+	AdminDeleteOffsets:    "admin.delete-offsets",
 }
 
 func (c Class) String() string {

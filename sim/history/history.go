@@ -195,15 +195,22 @@ const (
 	// Heartbeat is a KIP-848 ConsumerGroupHeartbeat: its member epoch -1
 	// is a leave.
 	Heartbeat
+	// DeleteGroup is an admin's DeleteGroups of the group: all its
+	// committed offsets go with it, whatever the topic.
+	DeleteGroup
+	// DeleteOffsets is an admin's OffsetDelete of some of the group's
+	// partitions of Topic.
+	DeleteOffsets
 )
 
 func (k GroupKind) String() string {
-	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave", "heartbeat"}[k]
+	return [...]string{"", "join", "sync", "commit", "fetch-offsets", "leave", "heartbeat", "delete-group", "delete-offsets"}[k]
 }
 
-// GroupOp is one consumer group request a member got an answer to, or a
-// commit whose answer was lost after it was sent (Return is Infinity, and
-// each partition's ErrCode -1): it may or may not have taken effect.
+// GroupOp is one consumer group request a member (or the group admin) got
+// an answer to, or a commit or delete whose answer was lost after it was
+// sent (Return is Infinity, and the ErrCode of the operation or of each of
+// its partitions -1): it may or may not have taken effect.
 type GroupOp struct {
 	ID       int
 	Client   int
@@ -222,7 +229,8 @@ type GroupOp struct {
 	// Parts: a Sync's assigned partitions (Offset unused); a Commit's
 	// partitions with the offsets sent and each answer; a FetchOffsets'
 	// partitions with the offsets returned; a Heartbeat's assignment, if
-	// its response carried one (Assigned).
+	// its response carried one (Assigned); a DeleteOffsets' partitions
+	// with each answer (the request's error if it failed as a whole).
 	Parts []GroupPart
 	// Heartbeat only: the member epoch the request carried (Generation is
 	// the response's), the partitions it reported owning, and whether

@@ -58,6 +58,9 @@ type member struct {
 	// kip848 is set for a member of a KIP-848 consumer group
 	// (group848.go), which heartbeats instead of joining and syncing.
 	kip848 *consumer848
+	// awayUntil: the group admin stood the member down (standDown); it
+	// joins again no sooner.
+	awayUntil sched.Time
 }
 
 // mpart is an assigned partition and the member's position in it; -1 while
@@ -170,11 +173,36 @@ func (m *member) pause(d sched.Time) {
 func (m *member) rejoin(after sched.Time) {
 	m.epoch++
 	epoch := m.epoch
-	m.w.Loop.After(after, func() {
+	m.w.Loop.After(m.notBeforeBack(after), func() {
 		if m.current(epoch) {
 			m.join(epoch)
 		}
 	})
+}
+
+// standDown makes the member leave its group and stay out for d, as an
+// operator stops a group's consumers to delete the group or its offsets
+// (groupAdmin). Whatever the member's own chaos does meanwhile, it joins
+// again only after d, as a new member.
+func (m *member) standDown(d sched.Time) {
+	m.awayUntil = m.w.Loop.Now() + d
+	m.w.trace("%s: stands down for %v (member %s gen %d)", m.name, d, m.memberID, m.gen)
+	if m.kip848 != nil {
+		if m.memberID != "" && m.coord >= 0 {
+			m.leave848()
+		}
+		m.drop848()
+		m.memberID = ""
+		m.join848(d)
+		return
+	}
+	m.leave()
+	m.rejoin(d)
+}
+
+// notBeforeBack stretches a wait of d to the end of a stand-down.
+func (m *member) notBeforeBack(d sched.Time) sched.Time {
+	return max(d, m.awayUntil-m.w.Loop.Now())
 }
 
 // current reports whether epoch is still the member's, and the run goes on.
@@ -197,41 +225,15 @@ func (m *member) coordinator(fn func(node int)) {
 }
 
 // findCoordinator asks a broker for the coordinator until one names it,
-// with a backoff between tries, then hands it to the waiters. Each try
-// asks a broker at random: one may not know the __consumer_offsets
-// leaders yet (or be cut off).
+// with a backoff between tries, then hands it to the waiters.
 func (m *member) findCoordinator() {
 	if !m.live() {
 		m.finding, m.coordWaiters = false, nil
 		return
 	}
-	req := kmsg.NewPtrFindCoordinatorRequest()
-	req.Version = m.vFind
-	req.CoordinatorKey = m.group
-	if req.Version >= 4 {
-		req.CoordinatorKeys = []string{m.group}
-	}
-	m.anyNode = -1
-	m.any(req, func(r reply) {
-		resp, ok := r.resp.(*kmsg.FindCoordinatorResponse)
-		code, id := int16(-1), int32(-1)
-		if r.err == nil && ok {
-			code, id = resp.ErrorCode, resp.NodeID
-			if req.Version >= 4 {
-				if len(resp.Coordinators) != 1 {
-					m.w.fail("protocol", fmt.Sprintf("%s: find coordinator answered %d keys for 1", m.name, len(resp.Coordinators)))
-					return
-				}
-				code, id = resp.Coordinators[0].ErrorCode, resp.Coordinators[0].NodeID
-			}
-		}
-		if code != 0 {
-			m.w.Loop.After(m.backoff(), m.findCoordinator)
-			return
-		}
-		node, ok := m.nodeIndex(id)
+	m.askCoordinator(m.vFind, m.group, func(node int, ok bool) {
 		if !ok {
-			m.w.fail("protocol", fmt.Sprintf("%s: find coordinator named node %d, which is not in the cluster", m.name, id))
+			m.w.Loop.After(m.backoff(), m.findCoordinator)
 			return
 		}
 		m.w.trace("%s: coordinator of %s is node %d", m.name, m.group, node+1)
@@ -241,6 +243,43 @@ func (m *member) findCoordinator() {
 		for _, fn := range waiters {
 			fn(node)
 		}
+	})
+}
+
+// askCoordinator asks a broker at random which node coordinates group (one
+// may not know the __consumer_offsets leaders yet, or be cut off), and
+// calls done with the node's index, or with ok false if it named none.
+func (r *router) askCoordinator(version int16, group string, done func(node int, ok bool)) {
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.Version = version
+	req.CoordinatorKey = group
+	if req.Version >= 4 {
+		req.CoordinatorKeys = []string{group}
+	}
+	r.anyNode = -1
+	r.any(req, func(rp reply) {
+		resp, ok := rp.resp.(*kmsg.FindCoordinatorResponse)
+		code, id := int16(-1), int32(-1)
+		if rp.err == nil && ok {
+			code, id = resp.ErrorCode, resp.NodeID
+			if req.Version >= 4 {
+				if len(resp.Coordinators) != 1 {
+					r.w.fail("protocol", fmt.Sprintf("%s: find coordinator answered %d keys for 1", r.name, len(resp.Coordinators)))
+					return
+				}
+				code, id = resp.Coordinators[0].ErrorCode, resp.Coordinators[0].NodeID
+			}
+		}
+		if code != 0 {
+			done(-1, false)
+			return
+		}
+		node, ok := r.nodeIndex(id)
+		if !ok {
+			r.w.fail("protocol", fmt.Sprintf("%s: find coordinator named node %d, which is not in the cluster", r.name, id))
+			return
+		}
+		done(node, true)
 	})
 }
 
@@ -272,9 +311,18 @@ func (m *member) sendCoordinator(node int, req kmsg.Request, done func(r reply, 
 // __consumer_offsets did not complete), and if so forgets the coordinator,
 // as Kafka's clients do.
 func (m *member) coordinatorError(code int16) bool {
-	switch err := kerr.ErrorForCode(code); err {
+	if notCoordinator(code) {
+		m.forgetCoordinator(kerr.ErrorForCode(code).Error())
+		return true
+	}
+	return false
+}
+
+// notCoordinator reports whether code says the node asked is not, or not
+// yet, the group's coordinator.
+func notCoordinator(code int16) bool {
+	switch kerr.ErrorForCode(code) {
 	case kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress, kerr.RequestTimedOut:
-		m.forgetCoordinator(err.Error())
 		return true
 	}
 	return false
@@ -598,22 +646,9 @@ func (m *member) offsetFetch(epoch int) {
 		m.coordinatorError(resp.ErrorCode)
 		op := &history.GroupOp{Client: m.idx, Member: m.name, Kind: history.FetchOffsets, Group: m.group, Topic: m.topic,
 			MemberID: m.memberID, Generation: m.gen, Call: call, Return: m.w.Loop.Now(), ErrCode: resp.ErrorCode}
-		got := map[int32]int64{}
-		for _, t := range resp.Topics {
-			if t.Topic != m.topic {
-				continue
-			}
-			for _, p := range t.Partitions {
-				code := p.ErrorCode
-				if code == 0 {
-					code = resp.ErrorCode
-				}
-				m.coordinatorError(p.ErrorCode) // before v2, errors are per partition
-				op.Parts = append(op.Parts, history.GroupPart{Partition: p.Partition, Offset: p.Offset, ErrCode: code})
-				if code == 0 {
-					got[p.Partition] = p.Offset
-				}
-			}
+		got := fetchedOffsets(resp, op)
+		for _, p := range op.Parts {
+			m.coordinatorError(p.ErrCode) // before v2, errors are per partition
 		}
 		m.w.History.AddGroup(op)
 		m.w.trace("%s: offset fetch %s -> %v %v", m.name, m.group, kerr.ErrorForCode(resp.ErrorCode), op.Parts)
@@ -628,6 +663,29 @@ func (m *member) offsetFetch(epoch int) {
 		}
 		m.reset(epoch)
 	})
+}
+
+// fetchedOffsets fills op's partitions from an OffsetFetch answer about
+// op.Topic (each with the partition's error code, or the answer's) and
+// returns the offsets answered without error.
+func fetchedOffsets(resp *kmsg.OffsetFetchResponse, op *history.GroupOp) map[int32]int64 {
+	got := map[int32]int64{}
+	for _, t := range resp.Topics {
+		if t.Topic != op.Topic {
+			continue
+		}
+		for _, p := range t.Partitions {
+			code := p.ErrorCode
+			if code == 0 {
+				code = resp.ErrorCode
+			}
+			op.Parts = append(op.Parts, history.GroupPart{Partition: p.Partition, Offset: p.Offset, ErrCode: code})
+			if code == 0 {
+				got[p.Partition] = p.Offset
+			}
+		}
+	}
+	return got
 }
 
 // reset finds the earliest offset of partitions with no committed offset

@@ -139,7 +139,7 @@ func (m *member) join848(after sched.Time) {
 	c := m.kip848
 	c.life++
 	life := c.life
-	m.w.Loop.After(after, func() {
+	m.w.Loop.After(m.notBeforeBack(after), func() {
 		if c.life != life || !m.live() {
 			return
 		}
@@ -188,17 +188,22 @@ func (m *member) heartbeat848(life int) {
 		MemberID: m.memberID, SentEpoch: m.gen, Owned: slices.Clone(c.owned)}
 	c.inFlight = true
 	m.toCoordinator(m.epoch, req, func(r reply, call int64) {
-		if c.life != life || !m.live() {
-			return
+		// The history has every heartbeat sent, even one whose answer
+		// comes after the life ended (a pause, a crash): the partitions
+		// it no longer reports count as released when it was sent.
+		current := c.life == life && m.live()
+		if current {
+			c.inFlight = false
 		}
-		c.inFlight = false
 		if r.err != nil {
 			if !errors.Is(r.err, errNotSent) {
 				// It may have been taken: what it reported counts.
 				op.Call, op.Return, op.ErrCode = call, history.Infinity, -1
 				m.w.History.AddGroup(op)
 			}
-			m.heartbeat848After(life, m.backoff())
+			if current {
+				m.heartbeat848After(life, m.backoff())
+			}
 			return
 		}
 		resp := r.resp.(*kmsg.ConsumerGroupHeartbeatResponse)
@@ -217,7 +222,9 @@ func (m *member) heartbeat848(life int) {
 			}
 		}
 		m.w.History.AddGroup(op)
-		m.heartbeated848(life, op, resp)
+		if current {
+			m.heartbeated848(life, op, resp)
+		}
 	})
 }
 

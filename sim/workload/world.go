@@ -45,6 +45,9 @@ type Config struct {
 	// ConsumerGroups of them use the KIP-848 protocol, the others the
 	// classic one.
 	Groups, GroupMembers, ConsumerGroups int
+	// GroupAdminEvery bounds the pause between the group admin's actions:
+	// deleting groups and committed offsets (zero: no group admin).
+	GroupAdminEvery [2]sched.Time
 	// Brokers lists the nodes with the broker role (nil: all).
 	Brokers []int
 	// ReplicationFactor and MinInsyncReplicas, in a cluster run, are what
@@ -112,6 +115,8 @@ type World struct {
 	consumers []*consumer
 	members   []*member
 	admin     *admin
+	// groupAdmin deletes groups and offsets (nil: not in this run).
+	groupAdmin *groupAdmin
 	// reassigner moves the data topics' replicas (nil: not in this run).
 	reassigner *reassigner
 	prober     *final
@@ -219,6 +224,10 @@ func (w *World) Start() {
 	if w.cfg.Admin {
 		w.admin.start()
 	}
+	if w.cfg.GroupAdminEvery[0] > 0 && len(w.members) > 0 {
+		w.groupAdmin = newGroupAdmin(w)
+		w.groupAdmin.start()
+	}
 	if w.cfg.ReassignEvery[0] > 0 && len(w.Nodes) > 1 {
 		w.reassigner = newReassigner(w)
 		w.reassigner.start()
@@ -258,6 +267,9 @@ func (w *World) Halt() {
 	}
 	if w.admin != nil {
 		w.admin.halt()
+	}
+	if w.groupAdmin != nil {
+		w.groupAdmin.halt()
 	}
 	if w.reassigner != nil {
 		w.reassigner.halt()
