@@ -24,6 +24,5 @@ func (n *Node) handleOffsetDelete(s *slot, req *kmsg.OffsetDeleteRequest) {
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	n.groups.OffsetDelete(n.now.MonoNs, req, resp)
-	n.respond(s, resp)
+	n.groups.OffsetDelete(n.now.MonoNs, req, resp, func(resp *kmsg.OffsetDeleteResponse) { n.respond(s, resp) })
 }

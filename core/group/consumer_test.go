@@ -550,24 +550,14 @@ func TestConsumerGroupAdminViews(t *testing.T) {
 	// OffsetDelete keeps the offsets of topics members subscribe to.
 	wantCode(t, "commit", h.commit(9, "g", "a", a.epoch, "t", 0, 3), nil)
 	wantCode(t, "commit", h.commit(9, "g", "a", a.epoch, "u", 0, 3), nil)
-	odel := func(topic string) int16 {
-		req := kmsg.NewPtrOffsetDeleteRequest()
-		req.Group = "g"
-		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-		resp.Topics = []kmsg.OffsetDeleteResponseTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 0}}}}
-		h.c.OffsetDelete(h.now, req, resp)
-		h.flush()
-		return resp.Topics[0].Partitions[0].ErrorCode
-	}
+	odel := func(topic string) int16 { return h.offsetDelete("g", topic).Topics[0].Partitions[0].ErrorCode }
 	wantCode(t, "offset delete of a subscribed topic", odel("t"), kerr.GroupSubscribedToTopic)
 	wantCode(t, "offset delete of another topic", odel("u"), nil)
 
 	del := func() int16 {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = []string{"g"}
-		resp := h.c.DeleteGroups(h.now, req)
-		h.flush()
-		return resp.Groups[0].ErrorCode
+		return h.deleteGroups(req).Groups[0].ErrorCode
 	}
 	wantCode(t, "delete with members", del(), kerr.NonEmptyGroup)
 	h.hb("g", "a", hbOpts{epoch: leaveEpoch}).ok()

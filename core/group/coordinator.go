@@ -212,12 +212,29 @@ func (c *Coordinator) NextDeadline() int64 {
 
 // groupStatus is Kafka's validateGroupStatus for the APIs of group
 // membership: the group id must not be empty, and this coordinator must
-// serve it.
+// serve it and let it change (writable).
 func (c *Coordinator) groupStatus(id string) *kerr.Error {
 	if id == "" {
 		return kerr.InvalidGroupID
 	}
-	return c.host.Owns(id)
+	return c.writable(id)
+}
+
+// writable is the check of every request that may change a group: this
+// coordinator must serve it, and the group must not be being deleted. A
+// group's deletion is visible only once its tombstones are committed (so
+// no read sees a delete a failover could still undo); until then a request
+// to change it is asked to retry (COORDINATOR_LOAD_IN_PROGRESS, retriable
+// for every group API), which spares the coordinator ordering a change
+// against a deletion whose outcome is not known yet.
+func (c *Coordinator) writable(id string) *kerr.Error {
+	if err := c.host.Owns(id); err != nil {
+		return err
+	}
+	if g := c.groups[id]; g != nil && g.deleting {
+		return kerr.CoordinatorLoadInProgress
+	}
+	return nil
 }
 
 // sortedIDs is every group id in order, for outputs and sweeps.
@@ -243,6 +260,9 @@ func (c *Coordinator) sweep() {
 	retention := c.cfg.OffsetsRetentionMs * msNs
 	for _, id := range c.sortedIDs() {
 		g := c.groups[id]
+		if g.deleting {
+			continue // its DeleteGroups is being written
+		}
 		if g.empty() || (g.cg == nil && g.protocolType == "") {
 			var tombstones []Record
 			for _, tp := range g.sortedOffsets() {
@@ -281,8 +301,12 @@ func (c *Coordinator) persist(group string, recs []Record) {
 }
 
 // removeGroup deletes g for good: its offsets and its metadata get
-// tombstones, including offsets whose commit is still being written.
-func (c *Coordinator) removeGroup(g *group) {
+// tombstones, including offsets whose commit is still being written. The
+// group leaves memory once they are committed; done gets the write's
+// error, nil once the group is gone. A failed write leaves the group as it
+// was (its tombstones may still commit, and take effect when the next
+// coordinator replays them).
+func (c *Coordinator) removeGroup(g *group, done func(*kerr.Error)) {
 	var recs []Record
 	for _, tp := range g.sortedOffsets() {
 		recs = append(recs, offsetTombstone(g.id, tp))
@@ -293,8 +317,16 @@ func (c *Coordinator) removeGroup(g *group) {
 		}
 	}
 	recs = append(recs, groupTombstones(g)...)
-	c.persist(g.id, recs)
-	c.deleteGroup(g)
+	g.deleting = true
+	c.host.Append(g.id, recs, func(nowNs int64, err *kerr.Error) {
+		c.begin(nowNs)
+		defer c.end()
+		g.deleting = false
+		if err == nil && !g.deleted {
+			c.deleteGroup(g)
+		}
+		done(err)
+	})
 }
 
 func (c *Coordinator) deleteGroup(g *group) {

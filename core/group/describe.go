@@ -41,7 +41,10 @@ func (c *Coordinator) DescribeGroups(nowNs int64, req *kmsg.DescribeGroupsReques
 // does not own (or is still loading), else the group, nil if there is
 // none.
 func (c *Coordinator) lookup(id string) (*group, *kerr.Error) {
-	if err := c.groupStatus(id); err != nil {
+	if id == "" {
+		return nil, kerr.InvalidGroupID
+	}
+	if err := c.host.Owns(id); err != nil {
 		return nil, err
 	}
 	return c.groups[id], nil
@@ -114,29 +117,45 @@ func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg
 
 // DeleteGroups handles a DeleteGroups request: an Empty group is deleted
 // with its committed offsets; a group with members gets NON_EMPTY_GROUP.
-// As in Kafka, the answer does not wait for the tombstones to be
-// committed.
-func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
+// As in Kafka's group coordinator since 3.7 (writes through its runtime),
+// the answer waits until the tombstones are committed: a deletion that is
+// acknowledged survives any failover, and one that fails answers the
+// write's error (it may still take effect). reply is called once.
+func (c *Coordinator) DeleteGroups(nowNs int64, req *kmsg.DeleteGroupsRequest, reply func(*kmsg.DeleteGroupsResponse)) {
 	c.begin(nowNs)
 	defer c.end()
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, id := range req.Groups {
-		dg := kmsg.NewDeleteGroupsResponseGroup()
+	resp.Groups = make([]kmsg.DeleteGroupsResponseGroup, len(req.Groups))
+	writing := 0
+	for i, id := range req.Groups {
+		dg := &resp.Groups[i]
+		*dg = kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id
 		switch g, err := c.lookup(id); {
 		case err != nil:
 			dg.ErrorCode = err.Code
 		case g == nil:
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
+		case g.deleting:
+			dg.ErrorCode = kerr.CoordinatorLoadInProgress.Code // being deleted: ask again
 		case !g.empty():
 			dg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			c.log.Info("deleting group", "group", id, "offsets", len(g.offsets))
-			c.removeGroup(g)
+			writing++
+			c.removeGroup(g, func(werr *kerr.Error) {
+				if werr != nil {
+					dg.ErrorCode = werr.Code
+				}
+				if writing--; writing == 0 {
+					reply(resp)
+				}
+			})
 		}
-		resp.Groups = append(resp.Groups, dg)
 	}
-	return resp
+	if writing == 0 {
+		reply(resp)
+	}
 }
 
 // GroupInfo is a snapshot of one group, for tests, checkers and the

@@ -191,6 +191,10 @@ type group struct {
 	wakeNs  int64
 	deleted bool
 	touched bool
+	// deleting is set while the tombstones of a DeleteGroups are being
+	// written: the group stays as it is for reads until they commit, and
+	// takes no change meanwhile (see Coordinator.writable).
+	deleting bool
 }
 
 func newGroup(id string, nowNs int64) *group {

@@ -646,7 +646,7 @@ func TestDescribeListDelete(t *testing.T) {
 	delreq := kmsg.NewPtrDeleteGroupsRequest()
 	delreq.Version = 2
 	delreq.Groups = []string{"busy", "idle", "none"}
-	delresp := h.c.DeleteGroups(h.now, delreq)
+	delresp := h.deleteGroups(delreq)
 	wantCode(t, "delete busy", delresp.Groups[0].ErrorCode, kerr.NonEmptyGroup)
 	wantCode(t, "delete idle", delresp.Groups[1].ErrorCode, nil)
 	wantCode(t, "delete none", delresp.Groups[2].ErrorCode, kerr.GroupIDNotFound)
@@ -663,7 +663,7 @@ func TestDescribeListDelete(t *testing.T) {
 		t.Fatalf("emptying the group should start a generation: %d", gi.Generation)
 	}
 	delreq.Groups = []string{"busy"}
-	wantCode(t, "delete emptied", h.c.DeleteGroups(h.now, delreq).Groups[0].ErrorCode, nil)
+	wantCode(t, "delete emptied", h.deleteGroups(delreq).Groups[0].ErrorCode, nil)
 }
 
 func TestRetentionSweep(t *testing.T) {

@@ -33,7 +33,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(nowNs int64, cl Client, req *kmsg.C
 		fail(err, msg)
 		return
 	}
-	if err := c.host.Owns(req.Group); err != nil {
+	if err := c.writable(req.Group); err != nil {
 		fail(err, "")
 		return
 	}

@@ -101,6 +101,29 @@ func (h *harness) flush() {
 	}
 }
 
+// deleteGroups sends a DeleteGroups and returns its answer, which comes
+// once the tombstones are committed (nil while the test holds writes).
+func (h *harness) deleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
+	var resp *kmsg.DeleteGroupsResponse
+	h.c.DeleteGroups(h.now, req, func(r *kmsg.DeleteGroupsResponse) { resp = r })
+	h.flush()
+	return resp
+}
+
+// offsetDelete sends an OffsetDelete for partition 0 of topic and returns
+// its answer (nil while the test holds writes).
+func (h *harness) offsetDelete(group, topic string) *kmsg.OffsetDeleteResponse {
+	req := kmsg.NewPtrOffsetDeleteRequest()
+	req.Group = group
+	req.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	resp.Topics = []kmsg.OffsetDeleteResponseTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 0}}}}
+	var answered *kmsg.OffsetDeleteResponse
+	h.c.OffsetDelete(h.now, req, resp, func(r *kmsg.OffsetDeleteResponse) { answered = r })
+	h.flush()
+	return answered
+}
+
 // reload makes a new coordinator from the records written so far, as a
 // new leader of the partition does after a failover.
 func (h *harness) reload() {

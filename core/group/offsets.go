@@ -31,7 +31,7 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 	c.begin(nowNs)
 	defer c.end()
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	owned := c.host.Owns(req.Group)
+	owned := c.writable(req.Group)
 	valid := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
@@ -344,23 +344,32 @@ func (c *Coordinator) DeleteTopicOffsets(nowNs int64, topic string) {
 // topics a member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC) and loses the
 // others; any other group with members answers NON_EMPTY_GROUP. exists
 // has already weeded out partitions that do not exist (their codes are
-// set). As in Kafka, the answer does not wait for the tombstones.
-func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, resp *kmsg.OffsetDeleteResponse) {
+// set). As in Kafka's group coordinator since 3.7, the answer waits until
+// the tombstones are committed, and only then do the offsets leave memory:
+// no read sees a deletion a failover could undo. A failed write answers
+// its error for the partitions it concerned (the deletion may still take
+// effect). reply is called once.
+func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, resp *kmsg.OffsetDeleteResponse, reply func(*kmsg.OffsetDeleteResponse)) {
 	c.begin(nowNs)
 	defer c.end()
-	if err := c.host.Owns(req.Group); err != nil {
+	if err := c.writable(req.Group); err != nil {
 		resp.ErrorCode = err.Code
+		reply(resp)
 		return
 	}
 	g := c.groups[req.Group]
 	switch {
 	case g == nil:
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		reply(resp)
 		return
 	case !g.empty() && g.protocolType != "consumer" && g.cg == nil:
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		reply(resp)
 		return
 	}
+	var deleted []*kmsg.OffsetDeleteResponseTopicPartition
+	var tps []topicPartition
 	var tombstones []Record
 	for ti := range resp.Topics {
 		rt := &resp.Topics[ti]
@@ -375,15 +384,32 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 			}
 			tp := topicPartition{rt.Topic, rp.Partition}
 			if _, ok := g.offsets[tp]; ok {
-				delete(g.offsets, tp)
+				deleted = append(deleted, rp)
+				tps = append(tps, tp)
 				tombstones = append(tombstones, offsetTombstone(g.id, tp))
 			}
 		}
 	}
-	if len(tombstones) > 0 {
-		c.log.Info("deleted committed offsets", "group", g.id, "count", len(tombstones))
-		c.persist(g.id, tombstones)
+	if len(tombstones) == 0 {
+		reply(resp)
+		return
 	}
+	c.log.Info("deleting committed offsets", "group", g.id, "count", len(tombstones))
+	c.host.Append(g.id, tombstones, func(nowNs int64, werr *kerr.Error) {
+		c.begin(nowNs)
+		defer c.end()
+		for i, rp := range deleted {
+			if werr != nil {
+				rp.ErrorCode = werr.Code
+				continue
+			}
+			// Writes commit in log order: a commit of this partition
+			// acknowledged meanwhile was written before the tombstone,
+			// and one written after it is applied when it commits.
+			delete(g.offsets, tps[i])
+		}
+		reply(resp)
+	})
 }
 
 // subscribedTo reports whether a member subscribes to topic, from the

@@ -127,13 +127,7 @@ func TestOffsetDelete(t *testing.T) {
 	h.sync("g", ra.MemberID, ra.Generation, map[string]string{ra.MemberID: "A"})
 
 	del := func(topic string) (int16, int16) {
-		req := kmsg.NewPtrOffsetDeleteRequest()
-		req.Group = "g"
-		req.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
-		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-		resp.Topics = []kmsg.OffsetDeleteResponseTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 0}}}}
-		h.c.OffsetDelete(h.now, req, resp)
-		h.flush()
+		resp := h.offsetDelete("g", topic)
 		return resp.ErrorCode, resp.Topics[0].Partitions[0].ErrorCode
 	}
 	if top, part := del("t"); top != 0 || part != kerr.GroupSubscribedToTopic.Code {
@@ -158,17 +152,72 @@ func TestOffsetDeleteUnknownSubscription(t *testing.T) {
 	wantCode(t, "commit", h.commit(8, "g", "", -1, "u", 0, 6), nil)
 	ra := h.joinWith("g", "", joinOpts{version: 3, protocols: []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}}).ok()
 	h.sync("g", ra.MemberID, ra.Generation, map[string]string{ra.MemberID: "A"})
-	req := kmsg.NewPtrOffsetDeleteRequest()
-	req.Group = "g"
-	req.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "u", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
-	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	resp.Topics = []kmsg.OffsetDeleteResponseTopic{{Topic: "u", Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 0}}}}
-	h.c.OffsetDelete(h.now, req, resp)
-	h.flush()
+	resp := h.offsetDelete("g", "u")
 	if top, part := resp.ErrorCode, resp.Topics[0].Partitions[0].ErrorCode; top != 0 || part != kerr.GroupSubscribedToTopic.Code {
 		t.Fatalf("undecodable subscription: %v %v", kerr.ErrorForCode(top), kerr.ErrorForCode(part))
 	}
 	if off, _ := h.c.Committed("g", "u", 0); off != 6 {
 		t.Fatalf("offset of a topic the group may use: %d", off)
+	}
+}
+
+// Deletions are visible only once their tombstones are committed: until
+// then reads see the group and its offsets as they were and changes to
+// the group are asked to retry; a failed write leaves everything in place.
+func TestDeletionsWaitForTheirTombstones(t *testing.T) {
+	h := newHarness(t, testConfig())
+	wantCode(t, "commit", h.commit(8, "g", "", -1, "t", 0, 5), nil)
+	wantCode(t, "commit", h.commit(8, "g", "", -1, "u", 0, 6), nil)
+
+	h.hold = true
+	if resp := h.offsetDelete("g", "u"); resp != nil {
+		t.Fatal("OffsetDelete answered before its tombstone was committed")
+	}
+	if off, _ := h.c.Committed("g", "u", 0); off != 6 {
+		t.Fatalf("offset while its deletion is written: %d, want 6", off)
+	}
+	h.host.flush()
+	if _, ok := h.c.Committed("g", "u", 0); ok {
+		t.Fatal("offset outlived its committed tombstone")
+	}
+
+	req := kmsg.NewPtrDeleteGroupsRequest()
+	req.Groups = []string{"g"}
+	var answer *kmsg.DeleteGroupsResponse
+	h.c.DeleteGroups(h.now, req, func(r *kmsg.DeleteGroupsResponse) { answer = r })
+	if answer != nil {
+		t.Fatal("DeleteGroups answered before its tombstones were committed")
+	}
+	if off, _ := h.c.Committed("g", "t", 0); off != 5 {
+		t.Fatalf("offset while its group's deletion is written: %d, want 5", off)
+	}
+	if gi, ok := h.c.Group("g"); !ok || gi.State != Empty {
+		t.Fatalf("group while its deletion is written: %+v, %v", gi, ok)
+	}
+	wantCode(t, "commit while deleting", h.commit(8, "g", "", -1, "t", 0, 7), kerr.CoordinatorLoadInProgress)
+	if resp := h.deleteGroups(req); resp == nil || resp.Groups[0].ErrorCode != kerr.CoordinatorLoadInProgress.Code {
+		t.Fatalf("a second DeleteGroups while the first is written: %+v", resp)
+	}
+
+	// The write fails: the answer says so, and the group stays and takes
+	// changes again.
+	h.host.failWith = kerr.NotCoordinator
+	h.host.flush()
+	h.host.failWith = nil
+	h.hold = false
+	if answer == nil || answer.Groups[0].ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("DeleteGroups whose write failed: %+v", answer)
+	}
+	if off, _ := h.c.Committed("g", "t", 0); off != 5 {
+		t.Fatalf("offset after a failed deletion: %d, want 5", off)
+	}
+	wantCode(t, "commit after a failed deletion", h.commit(8, "g", "", -1, "t", 0, 7), nil)
+
+	// Committed, the deletion takes the group away.
+	if resp := h.deleteGroups(req); resp == nil || resp.Groups[0].ErrorCode != 0 {
+		t.Fatalf("DeleteGroups: %+v", resp)
+	}
+	if _, ok := h.c.Group("g"); ok {
+		t.Fatal("group outlived its committed tombstones")
 	}
 }
