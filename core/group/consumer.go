@@ -82,8 +82,12 @@ type consumerMember struct {
 	assigned, pending assignment
 	// durableEpoch is the epoch of the last committed record of the
 	// member's assignment: offset commits are checked against it, as Kafka
-	// checks them against its last committed state.
+	// checks them against its last committed state. durableHeld is what
+	// the member held in that state (assigned or pending revocation), each
+	// partition with its assignment epoch (KIP-1251): the epoch since which
+	// the member has held it without a break.
 	durableEpoch int32
+	durableHeld  map[idPartition]int32
 
 	sessionDeadlineNs int64
 	// revokeDeadlineNs fences the member if it has not revoked what it
@@ -95,6 +99,21 @@ type consumerMember struct {
 // with the same assignor, which is what moves the group epoch.
 func (m *consumerMember) subscriptionEqual(o *consumerMember) bool {
 	return slices.Equal(m.topicNames, o.topicNames) && m.regex == o.regex && m.serverAssignor == o.serverAssignor
+}
+
+// settle records that the member's state at epoch, holding held, is
+// committed: a partition it already held keeps its assignment epoch, one
+// it did not hold is assigned at epoch.
+func (m *consumerMember) settle(epoch int32, held assignment) {
+	next := make(map[idPartition]int32, len(held))
+	for _, k := range held.partitions() {
+		if e, ok := m.durableHeld[k]; ok {
+			next[k] = e
+		} else {
+			next[k] = epoch
+		}
+	}
+	m.durableEpoch, m.durableHeld = epoch, next
 }
 
 // holds is every partition the member still has: its assignment and what

@@ -444,6 +444,26 @@ func TestConsumerOffsetCommitEpochs(t *testing.T) {
 	if c.ok().MemberEpoch != a.epoch+1 {
 		t.Fatalf("epoch after growth: %d", c.resp.MemberEpoch)
 	}
+	a.epoch = c.resp.MemberEpoch
+	if as := respAssignment(c.resp); as != nil {
+		a.owned = as
+	}
+
+	// KIP-1251: an older epoch commits the partitions the member has held
+	// since then, not those it gained later.
+	first := a.epoch
+	h.setTopic("t", 4)
+	a.mustBeat()
+	if a.epoch == first {
+		t.Fatal("a new partition did not move the member's epoch")
+	}
+	wantCode(t, "older epoch, partition held since", h.commit(9, "g", "a", first, "t", 0, 6), nil)
+	wantCode(t, "older epoch, partition assigned later", h.commit(9, "g", "a", first, "t", 3, 6), kerr.StaleMemberEpoch)
+	wantCode(t, "newer epoch", h.commit(9, "g", "a", a.epoch+1, "t", 0, 6), kerr.StaleMemberEpoch)
+	wantCode(t, "current epoch, new partition", h.commit(9, "g", "a", a.epoch, "t", 3, 6), nil)
+	h.reload() // assignment epochs are not stored: a reloaded member's count from its epoch
+	wantCode(t, "older epoch after a reload", h.commit(9, "g", "a", first, "t", 0, 7), kerr.StaleMemberEpoch)
+	wantCode(t, "current epoch after a reload", h.commit(9, "g", "a", a.epoch, "t", 0, 7), nil)
 }
 
 // Answers wait for their records; a failed write answers its error and is

@@ -45,10 +45,12 @@ type groupWrite struct {
 	replies   []func(*kerr.Error)
 }
 
-// durableMark: once the write commits, member m is durably at epoch.
+// durableMark: once the write commits, member m is durably at epoch,
+// holding held.
 type durableMark struct {
 	m     *consumerMember
 	epoch int32
+	held  assignment
 }
 
 // cgBatch collects the records of one change of a consumer group.
@@ -78,7 +80,7 @@ func (b *cgBatch) targetMetadata() {
 
 func (b *cgBatch) current(m *consumerMember) {
 	b.recs = append(b.recs, Record{cgMemberKey(cgCurrentType, b.g.id, m.id), currentValue(m)})
-	b.marks = append(b.marks, durableMark{m, m.epoch})
+	b.marks = append(b.marks, durableMark{m, m.epoch, m.holds().union(nil)})
 }
 
 // removeMember writes tombstones for a member, in Kafka's order: current
@@ -176,7 +178,7 @@ func (c *Coordinator) written(g *group, ws *groupWrites, w *groupWrite, err *ker
 		ws.failed = append(ws.failed, w.seq)
 	} else {
 		for _, mk := range w.marks {
-			mk.m.durableEpoch = mk.epoch
+			mk.m.settle(mk.epoch, mk.held)
 		}
 		ws.owed = slices.DeleteFunc(ws.owed, func(o owedTombstones) bool { return o.seq == w.seq })
 		for _, f := range ws.failed {

@@ -114,7 +114,10 @@ func (c *Coordinator) restoreConsumer(g *group, lc *loadingConsumer) {
 			m.epoch, m.prevEpoch, m.state = v.epoch, v.prevEpoch, v.state
 			m.assigned, m.pending = c.unclaimed(g.id, cg, m.id, v.assigned), c.unclaimed(g.id, cg, m.id, v.pending)
 		}
-		m.durableEpoch = m.epoch
+		// Kafka's records carry assignment epochs since KIP-1251;
+		// Weir's do not, so a reloaded member's partitions count as
+		// assigned at its epoch: older epochs are refused, as before.
+		m.settle(m.epoch, m.holds())
 		m.sessionDeadlineNs = c.nowNs + int64(c.cfg.ConsumerSessionTimeoutMs)*msNs
 		if m.state == memberUnrevoked {
 			m.revokeDeadlineNs = c.nowNs + int64(m.rebalanceTimeoutMs)*msNs

@@ -56,6 +56,10 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 		return
 	}
 	g, err := c.commitGroup(req)
+	var partitionErr func(string, int32) *kerr.Error
+	if err == nil && g.cg != nil {
+		err, partitionErr = consumerCommitCheck(g.cg, req, c.topicID)
+	}
 	type commit struct {
 		rp *kmsg.OffsetCommitResponseTopicPartition
 		tp topicPartition
@@ -73,6 +77,12 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 			if err != nil {
 				rp.ErrorCode = err.Code
 				continue
+			}
+			if partitionErr != nil {
+				if perr := partitionErr(t.Topic, p.Partition); perr != nil {
+					rp.ErrorCode = perr.Code
+					continue
+				}
 			}
 			md := ""
 			if p.Metadata != nil {
@@ -124,11 +134,12 @@ func (c *Coordinator) OffsetCommit(nowNs int64, req *kmsg.OffsetCommitRequest, r
 }
 
 // commitGroup finds the group a commit goes to and checks the committer
-// against it, as Kafka's validateOffsetCommit.
+// against a classic group, as Kafka's validateOffsetCommit (a KIP-848
+// group's check is consumerCommitCheck).
 func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.Error) {
 	g := c.getOrCreate(req.Group, false)
 	if g != nil && g.cg != nil {
-		return g, consumerCommitCheck(g.cg, req)
+		return g, nil
 	}
 	if g == nil {
 		if req.Generation >= 0 {
@@ -167,6 +178,12 @@ func (c *Coordinator) commitGroup(req *kmsg.OffsetCommitRequest) (*group, *kerr.
 		}
 	}
 	return g, nil
+}
+
+// topicID is the id of a topic clients see, by name.
+func (c *Coordinator) topicID(name string) (topicID, bool) {
+	t, ok := c.host.Topic(name)
+	return t.ID, ok
 }
 
 // OffsetFetch handles an OffsetFetch request: one group for v0-v7, a batch
