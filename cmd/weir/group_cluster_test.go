@@ -65,7 +65,10 @@ func offsetsPartition(group string, partitions int32) int32 {
 // assignment after the group's sync, so under a correct coordinator an
 // assignment never finds another holder — except one the coordinator had
 // evicted that has not noticed yet: such an overlap is excused once the
-// holder reports the partition lost.
+// holder reports the partition lost, or reports holding partitions under a
+// new member id (memberID: the coordinator forgot the old one, which
+// franz-go learns from a JoinGroup's UNKNOWN_MEMBER_ID without calling
+// its lost callback).
 type ownership struct {
 	group string
 	start time.Time // of the test, for relative times
@@ -76,7 +79,8 @@ type ownership struct {
 	joined   map[string]bool           // members that had partitions once
 	joins    []string                  // how long each member took to get partitions
 	overlaps []*overlap
-	events   []string // every report, for a failure's explanation
+	events   []string          // every report, for a failure's explanation
+	ids      map[string]string // member → the member id it holds its partitions under
 }
 
 // overlap is an assignment of partition to taker while holder still held
@@ -90,7 +94,7 @@ type overlap struct {
 
 func newOwnership(group string, start time.Time) *ownership {
 	return &ownership{group: group, start: start, held: map[string]map[int32]bool{},
-		started: map[string]time.Time{}, joined: map[string]bool{}}
+		started: map[string]time.Time{}, joined: map[string]bool{}, ids: map[string]string{}}
 }
 
 // starting notes when member starts, to time its join.
@@ -131,6 +135,26 @@ func (o *ownership) released(member string, parts []int32, lost bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.release(member, parts, lost)
+}
+
+// memberID records the member id under which member now reports its
+// partitions. A new id means the coordinator evicted the old member: what
+// it held under the old id was lost then.
+func (o *ownership) memberID(member, id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old, ok := o.ids[member]
+	o.ids[member] = id
+	if !ok || old == id {
+		return
+	}
+	var parts []int32
+	for p := range o.held[member] {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	o.events = append(o.events, fmt.Sprintf("%v %s is now member %s", time.Since(o.start).Round(time.Millisecond), member, id))
+	o.release(member, parts, true)
 }
 
 // releasedAll records that member no longer holds any partition.
@@ -330,10 +354,14 @@ func (ms *groupMembers) franz(g *clusterGroup, name string, seeds []string, assi
 		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(300*time.Millisecond),
 		kgo.RebalanceTimeout(8*time.Second), kgo.AutoCommitInterval(200*time.Millisecond),
 		kgo.FetchMaxWait(200*time.Millisecond), kgo.MetadataMinAge(250*time.Millisecond),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+			id, _ := cl.GroupMetadata()
+			g.owners.memberID(name, id)
 			g.owners.assigned(name, m[g.topic])
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			id, _ := cl.GroupMetadata()
+			g.owners.memberID(name, id)
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			cl.CommitUncommittedOffsets(cctx) // a failure means records are read again: allowed
