@@ -117,7 +117,7 @@ func (c *Coordinator) ListGroups(nowNs int64, req *kmsg.ListGroupsRequest) *kmsg
 
 // DeleteGroups handles a DeleteGroups request: an Empty group is deleted
 // with its committed offsets; a group with members gets NON_EMPTY_GROUP.
-// As in Kafka's group coordinator since 3.7 (writes through its runtime),
+// As in Kafka 4's group coordinator (every write goes through its runtime),
 // the answer waits until the tombstones are committed: a deletion that is
 // acknowledged survives any failover, and one that fails answers the
 // write's error (it may still take effect). reply is called once.

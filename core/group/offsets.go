@@ -361,7 +361,7 @@ func (c *Coordinator) DeleteTopicOffsets(nowNs int64, topic string) {
 // topics a member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC) and loses the
 // others; any other group with members answers NON_EMPTY_GROUP. exists
 // has already weeded out partitions that do not exist (their codes are
-// set). As in Kafka's group coordinator since 3.7, the answer waits until
+// set). As in Kafka 4's group coordinator, the answer waits until
 // the tombstones are committed, and only then do the offsets leave memory:
 // no read sees a deletion a failover could undo. A failed write answers
 // its error for the partitions it concerned (the deletion may still take
