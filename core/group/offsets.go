@@ -385,8 +385,11 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 		reply(resp)
 		return
 	}
-	var deleted []*kmsg.OffsetDeleteResponseTopicPartition
-	var tps []topicPartition
+	type deletion struct {
+		rp *kmsg.OffsetDeleteResponseTopicPartition
+		tp topicPartition
+	}
+	var deletions []deletion
 	var tombstones []Record
 	for ti := range resp.Topics {
 		rt := &resp.Topics[ti]
@@ -401,8 +404,7 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 			}
 			tp := topicPartition{rt.Topic, rp.Partition}
 			if _, ok := g.offsets[tp]; ok {
-				deleted = append(deleted, rp)
-				tps = append(tps, tp)
+				deletions = append(deletions, deletion{rp, tp})
 				tombstones = append(tombstones, offsetTombstone(g.id, tp))
 			}
 		}
@@ -415,15 +417,15 @@ func (c *Coordinator) OffsetDelete(nowNs int64, req *kmsg.OffsetDeleteRequest, r
 	c.host.Append(g.id, tombstones, func(nowNs int64, werr *kerr.Error) {
 		c.begin(nowNs)
 		defer c.end()
-		for i, rp := range deleted {
+		for _, d := range deletions {
 			if werr != nil {
-				rp.ErrorCode = werr.Code
+				d.rp.ErrorCode = werr.Code
 				continue
 			}
 			// Writes commit in log order: a commit of this partition
 			// acknowledged meanwhile was written before the tombstone,
 			// and one written after it is applied when it commits.
-			delete(g.offsets, tps[i])
+			delete(g.offsets, d.tp)
 		}
 		reply(resp)
 	})

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -392,17 +393,16 @@ func offsetOperations(ops []*history.GroupOp) ([]Part, map[Part][]porcupine.Oper
 			}
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.Group != b.Group {
-			return a.Group < b.Group
-		}
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
-		}
-		return a.Partition < b.Partition
-	})
+	sortGroupParts(keys)
 	return keys, byKey
+}
+
+// sortGroupParts orders a group checker's keys (group, topic, partition;
+// no topic id) so that failures come out in a fixed order.
+func sortGroupParts(keys []Part) {
+	slices.SortFunc(keys, func(a, b Part) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
 }
 
 // offsetLinearizability checks with Porcupine that each group's commits
@@ -453,42 +453,29 @@ func visualizeOffsets(h *history.History, p Part, timeoutSec int) (string, error
 // group ever committed, in any incarnation, was reached by reading from
 // the log start; a delete only makes them read again.
 func deliveries(h *history.History, fail func(group, msg string)) {
-	type key struct {
-		group, topic string
-		partition    int32
-	}
-	committed := map[key]int64{}
+	committed := map[Part]int64{}
 	for _, op := range h.Groups {
 		if op.Kind != history.Commit {
 			continue
 		}
 		for _, p := range op.Parts {
-			k := key{op.Group, op.Topic, p.Partition}
+			k := Part{Group: op.Group, Topic: op.Topic, Partition: p.Partition}
 			if p.ErrCode == 0 && p.Offset > committed[k] {
 				committed[k] = p.Offset
 			}
 		}
 	}
 	type span struct{ from, to int64 }
-	covered := map[key][]span{}
+	covered := map[Part][]span{}
 	for _, d := range h.Deliveries {
-		k := key{d.Group, d.Topic, d.Partition}
+		k := Part{Group: d.Group, Topic: d.Topic, Partition: d.Partition}
 		covered[k] = append(covered[k], span{d.From, d.To})
 	}
-	keys := make([]key, 0, len(committed))
+	keys := make([]Part, 0, len(committed))
 	for k := range committed {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.group != b.group {
-			return a.group < b.group
-		}
-		if a.topic != b.topic {
-			return a.topic < b.topic
-		}
-		return a.partition < b.partition
-	})
+	sortGroupParts(keys)
 	for _, k := range keys {
 		spans := covered[k]
 		sort.Slice(spans, func(i, j int) bool { return spans[i].from < spans[j].from })
@@ -506,13 +493,13 @@ func deliveries(h *history.History, fail func(group, msg string)) {
 			return i < len(merged) && merged[i].from <= o
 		}
 		for _, p := range h.Produces {
-			if p.Outcome != history.OK || p.Topic != k.topic || p.Partition != k.partition {
+			if p.Outcome != history.OK || p.Topic != k.Topic || p.Partition != k.Partition {
 				continue
 			}
 			for i := range p.Values {
 				if o := p.Offset + int64(i); o < committed[k] && !inside(o) {
-					fail(k.group, fmt.Sprintf("%s[%d] offset %d (%q, acknowledged at %s) was never delivered to the group, which committed %d",
-						k.topic, k.partition, o, p.Values[i], seconds(p.Return), committed[k]))
+					fail(k.Group, fmt.Sprintf("%s[%d] offset %d (%q, acknowledged at %s) was never delivered to the group, which committed %d",
+						k.Topic, k.Partition, o, p.Values[i], seconds(p.Return), committed[k]))
 					break
 				}
 			}
